@@ -1,0 +1,31 @@
+# angio3d: the two commands a fresh machine needs (see README):
+#   make study   set up, run the whole CPU-sized study with papermill, build the HTML book
+#   make test    set up, run the whole test suite (unit, slow, notebooks with nbval, book build)
+PY := .venv/bin/python
+PROFILE ?= cpu
+export VTK_DEFAULT_OPENGL_WINDOW := vtkEGLRenderWindow
+export PYTHONUNBUFFERED := 1
+
+.PHONY: study test setup setup-browser book bench clean
+study: setup
+	$(PY) -m angio.study run --profile $(PROFILE)
+	$(PY) -m angio.study book
+
+test: setup-browser
+	$(PY) -m pytest -m "" tests
+
+setup:
+	scripts/setup.sh
+
+setup-browser:
+	scripts/setup.sh --browser
+
+book: setup
+	$(PY) -m angio.study book
+
+bench: setup
+	$(PY) benchmarks/bench_projection.py
+	$(PY) benchmarks/bench_training.py
+
+clean:
+	rm -rf _build results
