@@ -23,6 +23,7 @@ air                0.0           -1000         a.u. / HU
 skull thickness    --            6             mm
 PSF sigma          0.3           0.35          mm
 noise sigma        0.02          12            a.u. / HU
+window -> [0, 1]   0 .. 1        -1000 .. 1500 a.u. / HU
 =================  ============  ============  =============
 
 ``rotational`` (the default) is a subtracted 3D rotational angiogram (3D-RA / 3D-DSA):
@@ -57,6 +58,8 @@ class Modality:
     psf_sigma_mm: float = 0.3
     noise_sigma: float = 0.0
     unit: str = "a.u."
+    window: tuple[float, float] = (0.0, 1.0)
+    """Intensity range mapped to ``[0, 1]`` before projection (values outside are clipped)."""
 
     @property
     def has_bone(self) -> bool:
@@ -67,7 +70,7 @@ PRESETS: dict[str, Modality] = {
     "rotational": Modality("rotational", vessel=1.0, tissue=0.0, air=0.0,
                            psf_sigma_mm=0.3, noise_sigma=0.02),
     "cta": Modality("cta", vessel=400.0, tissue=35.0, air=-1000.0, bone=1200.0, skull_mm=6.0,
-                    psf_sigma_mm=0.35, noise_sigma=12.0, unit="HU"),
+                    psf_sigma_mm=0.35, noise_sigma=12.0, unit="HU", window=(-1000.0, 1500.0)),
 }
 
 

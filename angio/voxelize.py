@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from angio.swc import Tree
 
@@ -160,10 +161,10 @@ def voxelize_tree(tree: Tree, grid: Grid | int, *, supersample: int | None = Non
     sdf = np.full((m, m, m), 0.5, dtype=np.float32)  # 0.5 = "outside the ramp": fraction 0
     a, b, ra, rb = _pieces(tree, pts, radius)
     _splat_tubes(sdf, a, b, ra, rb)
-    fine = np.clip(0.5 - sdf, 0.0, 1.0, out=sdf)
+    fine = torch.from_numpy(sdf).neg_().add_(0.5).clamp_(0.0, 1.0)
     if s > 1:
-        fine = fine.reshape(grid.n, s, grid.n, s, grid.n, s).mean(axis=(1, 3, 5), dtype=np.float32)
-    fraction = np.ascontiguousarray(fine, dtype=np.float32)
+        fine = torch.nn.functional.avg_pool3d(fine[None, None], s)[0, 0]
+    fraction = np.ascontiguousarray(fine.numpy(), dtype=np.float32)
     return VesselVoxels(fraction=fraction, mask=fraction >= 0.5, grid=grid)
 
 
