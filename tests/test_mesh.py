@@ -1,0 +1,56 @@
+"""Marching-cubes surfaces, mesh files and offline HTML scenes."""
+
+import math
+
+import numpy as np
+import pytest
+
+pv = pytest.importorskip("pyvista")
+
+from angio.mesh import Layer, embed_scene, save_mesh, scene_html, surface  # noqa: E402
+
+
+def ball(n=32, r=10.0):
+    """Anti-aliased ball: a linear ramp one voxel wide across the sphere of radius r."""
+    c = (n - 1) / 2
+    z, y, x = np.meshgrid(*[np.arange(n)] * 3, indexing="ij")
+    dist = np.sqrt((z - c) ** 2 + (y - c) ** 2 + (x - c) ** 2)
+    return np.clip(0.5 - (dist - r), 0, 1).astype(np.float32)
+
+
+def test_sphere_surface_area_and_physical_units():
+    mesh = surface(ball(), spacing=(0.5, 0.5, 0.5), origin=(10.0, 0.0, 0.0))
+    assert mesh.n_cells > 100 and mesh.is_manifold
+    assert mesh.area == pytest.approx(4 * math.pi * 5.0**2, rel=0.02)  # r = 10 voxels = 5 mm
+    centre = np.asarray(mesh.center)  # (x, y, z): z carries the 10 mm origin
+    np.testing.assert_allclose(centre, [7.75, 7.75, 17.75], atol=0.1)
+
+
+def test_surface_closes_at_the_border_and_empty_volumes():
+    full = np.ones((8, 8, 8), np.float32)
+    assert surface(full).is_manifold
+    assert surface(np.zeros((8, 8, 8))).n_points == 0
+    small = surface(ball(), max_faces=300)
+    assert 0 < small.n_cells <= 400
+    with pytest.raises(ValueError, match="3D"):
+        surface(np.zeros((4, 4)))
+
+
+def test_save_mesh_formats(tmp_path):
+    mesh = surface(ball(16, 5.0))
+    for name in ("a.stl", "a.vtp"):
+        out = save_mesh(mesh, tmp_path / name)
+        assert pv.read(out).n_cells == mesh.n_cells
+    with pytest.raises(ValueError, match="stl or .vtp"):
+        save_mesh(mesh, tmp_path / "a.obj")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.stl", "a.vtp"]
+
+
+def test_scene_is_a_standalone_page_embedded_in_an_iframe():
+    page = scene_html([Layer(surface(ball(16, 5.0)), "crimson", 1.0, "ball")])
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "vtk" in page.lower() and len(page) > 100_000
+    assert "http://" not in page.split("<body", 1)[-1][:2000]  # no remote viewer to load
+    shown = embed_scene(page, height=400).data
+    assert shown.startswith('<div class="angio-scene"><iframe') and "srcdoc=" in shown
+    assert "<!doctype" not in shown.lower()  # escaped inside the attribute
