@@ -1,0 +1,346 @@
+"""Tests of :mod:`angio.train`: learning, determinism, resume, atomic checkpoints, NaN stop, memory, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import angio.memory
+from angio.errors import InputError
+from angio.train import (
+    NonFiniteLossError,
+    PatchDataset,
+    RandomCrop,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_worker import BlobDataset, tiny_config  # noqa: E402
+
+TIMING_KEYS = {"time_s", "wall_time_s", "voxels_per_s"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: stable timings on a shared 2-core machine (weights are per thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _strip_timing(history: dict) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history["epochs"]]
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_round_trip_and_validation():
+    config = TrainConfig(model="unet", model_kwargs={"depth": 2}, patch_size=(16, 16, 32), metrics=["iou"],
+                         data={"n_views": 2, "modes": ["sum", "min"]})
+    data = json.loads(json.dumps(config.to_dict()))
+    assert TrainConfig.from_dict(data) == config
+    assert config.lr == 1e-3 and config.batch_size == 1 and config.loss == "focal"
+    assert (config.focal_alpha, config.focal_gamma) == (0.5, 0.2)
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        TrainConfig.from_dict({**data, "learning_rate": 1})
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="metrics"):
+        TrainConfig(metrics=("hausdorff",))
+    with pytest.raises(ValueError, match="model_kwargs"):
+        TrainConfig(model_kwargs={"in_channels": 2})
+    with pytest.raises(ValueError, match="JSON"):
+        TrainConfig(data={"spec": object()})
+
+
+# ----------------------------------------------------------------------------- learning + logs
+def test_loss_decreases_and_logs(tmp_path):
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    config = tiny_config(str(tmp_path), epochs=4, lr=1e-2)
+    history = fit(config, train, val, progress=False)
+    losses = [row["train_loss"] for row in history["epochs"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert history["epochs"][-1]["val_loss"] < history["epochs"][0]["val_loss"]
+    assert train.epochs == [0, 1, 2, 3]  # set_epoch called every epoch
+    row = history["epochs"][-1]
+    assert row["epoch"] == 3 and row["global_step"] == 16 and row["steps"] == 4 and row["lr"] == 1e-2
+    for key in ("val_iou", "val_dice", "val_mse", "val_mae", "val_accuracy"):
+        assert 0.0 <= row[key] <= 1.0
+    assert "val_cldice" not in row
+    assert json.loads((tmp_path / "history.json").read_text()) == json.loads(json.dumps(history))
+    with open(tmp_path / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert math.isclose(float(rows[-1]["train_loss"]), losses[-1])
+    assert {"last.pt", "best.pt", "history.json", "log.csv"} <= {p.name for p in tmp_path.iterdir()}
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert history["best_epoch"] == int(np.argmin([r["val_loss"] for r in history["epochs"]]))
+
+    model, loaded, info = load_checkpoint(tmp_path / "last.pt")
+    assert loaded == config and info["epoch"] == 3 and info["global_step"] == 16
+    assert not model.training
+    _assert_same_state(model.state_dict(), _weights(tmp_path / "last.pt"))
+    assert info["version"] == __import__("angio").__version__
+    assert set(info["rng"]) == {"torch", "cuda", "numpy", "python"}
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    config = tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1)
+    fit(config, BlobDataset(2), progress=False)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        fit(config, BlobDataset(2), progress=False)
+
+
+# ----------------------------------------------------------------------------- determinism, resume
+def test_same_seed_same_weights_and_history(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        config = tiny_config(str(tmp_path / name), epochs=2)
+        runs.append(fit(config, BlobDataset(3), BlobDataset(1, seed=1), progress=False))
+    assert _strip_timing(runs[0]) == _strip_timing(runs[1])
+    _assert_same_state(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
+    other = fit(tiny_config(str(tmp_path / "c"), epochs=2, seed=4), BlobDataset(3), progress=False)
+    assert other["epochs"][-1]["train_loss"] != runs[0]["epochs"][-1]["train_loss"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_resume_is_bit_identical(tmp_path, precision):
+    # patches + a dataset with set_epoch exercise every seeded source of randomness
+    changes = dict(patch_size=8, vessel_prob=0.7, precision=precision, model_kwargs={"base_channels": 4, "depth": 1})
+    straight = fit(tiny_config(str(tmp_path / "straight"), epochs=3, **changes), BlobDataset(3), BlobDataset(1, seed=1),
+                   progress=False)
+    first = fit(tiny_config(str(tmp_path / "resumed"), epochs=1, **changes), BlobDataset(3), BlobDataset(1, seed=1),
+                progress=False)
+    assert len(first["epochs"]) == 1
+    resumed_set = BlobDataset(3)
+    resumed = fit(tiny_config(str(tmp_path / "resumed"), epochs=3, **changes), resumed_set, BlobDataset(1, seed=1),
+                  resume=True, progress=False)
+    assert resumed_set.epochs == [1, 2]
+    assert _strip_timing(resumed) == _strip_timing(straight)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    _assert_same_state(a["model"], b["model"])
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        for key in sa:
+            assert torch.equal(sa[key], sb[key])
+    assert a["global_step"] == b["global_step"] == 9
+    # resuming a finished run does nothing
+    again = fit(tiny_config(str(tmp_path / "resumed"), epochs=3, **changes), BlobDataset(3), resume=True, progress=False)
+    assert _strip_timing(again) == _strip_timing(straight)
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    fit(tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1), BlobDataset(2), progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        fit(tiny_config(str(tmp_path), epochs=2, max_steps_per_epoch=1, lr=0.1), BlobDataset(2), resume=True,
+            progress=False)
+
+
+# ----------------------------------------------------------------------------- atomic checkpoints
+def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    config = tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1)
+    fit(config, BlobDataset(2), progress=False)
+    before = (tmp_path / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def broken_save(obj, f, *args, **kwargs):
+        real_save({"partial": torch.zeros(1000)}, f)
+        f.write(b"garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        fit(tiny_config(str(tmp_path), epochs=2, max_steps_per_epoch=1), BlobDataset(2), resume=True, progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "last.pt").read_bytes() == before
+    _model, _config, info = load_checkpoint(tmp_path / "last.pt")
+    assert info["epoch"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "last.pt", "log.csv"]
+
+
+def test_load_checkpoint_errors_name_the_file(tmp_path):
+    fit(tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1), BlobDataset(2), progress=False)
+    data = (tmp_path / "last.pt").read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated.pt.*truncated or corrupt"):
+        load_checkpoint(truncated)
+    with pytest.raises(InputError, match="missing.pt.*not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(InputError, match="other.pt.*not an angio training checkpoint"):
+        load_checkpoint(other)
+    (tmp_path / "last.pt").write_bytes(data[:100])
+    with pytest.raises(InputError, match="last.pt"):
+        fit(tiny_config(str(tmp_path), epochs=2), BlobDataset(2), resume=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- NaN
+class NaNAt(BlobDataset):
+    """Returns a NaN input for the ``k``-th item fetched in epoch ``epoch``."""
+
+    def __init__(self, *args, epoch: int, k: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bad_epoch, self.k, self.fetched, self.current = epoch, k, 0, -1
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.current, self.fetched = epoch, 0
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        if self.current == self.bad_epoch:
+            if self.fetched == self.k:
+                item["input"][0, 3, 3, 3] = float("nan")
+            self.fetched += 1
+        return item
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config(str(tmp_path), epochs=3)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, global step 6\b") as excinfo:
+        fit(config, NaNAt(4, epoch=1, k=2), progress=False)
+    err = excinfo.value
+    assert isinstance(err, NonFiniteLossError) and (err.epoch, err.step) == (1, 6)
+    assert "last.pt" in str(err)
+    _model, _config, info = load_checkpoint(tmp_path / "last.pt")
+    assert info["epoch"] == 0 and info["global_step"] == 4
+    assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 1
+
+
+# ----------------------------------------------------------------------------- memory
+def test_memory_refusal_reaches_the_user_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setattr(angio.memory, "available_memory", lambda device="cpu": 1 << 14)
+    raised = []
+    real_check = angio.memory.check_fits
+
+    def spy(*args, **kwargs):
+        try:
+            return real_check(*args, **kwargs)
+        except MemoryError as exc:
+            raised.append((args, kwargs, exc))
+            raise
+
+    monkeypatch.setattr(angio.memory, "check_fits", spy)
+    # bf16 + checkpointing: no cheaper alternative to probe, so the check stays fast
+    config = tiny_config(str(tmp_path / "run"), epochs=1, check_memory=True, precision="bf16", checkpointing=True)
+    with pytest.raises(MemoryError) as excinfo:
+        fit(config, BlobDataset(2), progress=False)
+    (args, kwargs, original), = raised
+    assert excinfo.value is original  # not wrapped, message unchanged
+    assert tuple(args[1]) == (16, 16, 16) and kwargs["precision"] == "bf16" and kwargs["checkpointing"] is True
+    assert "needs an estimated" in str(excinfo.value) and "UNet3D training at 16^3" in str(excinfo.value)
+    assert excinfo.value.available == 1 << 14 and excinfo.value.required > excinfo.value.available
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_memory_check_covers_patches_and_whole_volume_validation(tmp_path, monkeypatch):
+    calls = []
+    real_check = angio.memory.check_fits
+
+    def spy(model, size, device, **kwargs):
+        calls.append((tuple(size), kwargs.get("training", True)))
+        return real_check(model, size, device, **kwargs)
+
+    monkeypatch.setattr(angio.memory, "check_fits", spy)
+    config = tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1, check_memory=True, patch_size=8)
+    fit(config.to_dict(), BlobDataset(2), BlobDataset(1, size=12), progress=False)  # a dict config works too
+    assert calls == [((8, 8, 8), True), ((12, 12, 12), False)]
+
+
+# ----------------------------------------------------------------------------- patches
+def test_random_crop_shapes_padding_and_vessel_bias():
+    volume = torch.rand(2, 40, 32, 24)
+    target = torch.zeros(1, 40, 32, 24)
+    target[0, 35:38, 2:4, 20:22] = 1  # a small vessel in a corner
+    crop = RandomCrop((16, 8, 8), vessel_prob=0.7)
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        x, y = crop(volume, target, rng)
+        assert x.shape == (2, 16, 8, 8) and y.shape == (1, 16, 8, 8)
+        hits += bool(y.any())
+    assert 0.6 < hits / 400 < 0.85  # ~0.7 + the few uniform crops that hit the vessel
+    uniform = RandomCrop((16, 8, 8), vessel_prob=0.0)
+    assert sum(bool(uniform(volume, target, rng)[1].any()) for _ in range(200)) < 40
+    always = RandomCrop(8, vessel_prob=1.0)
+    assert all(always(volume, target, rng)[1].any() for _ in range(50))
+    # crop contents are the volume's, and a small volume is zero-padded
+    z0, y0, x0 = RandomCrop(8).starts(target, np.random.default_rng(1))
+    x, _ = RandomCrop(8)(volume, target, np.random.default_rng(1))
+    assert torch.equal(x, volume[:, z0 : z0 + 8, y0 : y0 + 8, x0 : x0 + 8])
+    small_x, small_y = RandomCrop(16)(torch.ones(1, 8, 16, 16), torch.ones(1, 8, 16, 16), rng)
+    assert small_x.shape == (1, 16, 16, 16) and small_x[:, 8:].abs().sum() == 0 and small_y[:, :8].all()
+
+
+def test_patch_dataset_is_seeded_by_epoch_and_index():
+    base = BlobDataset(3, size=16)
+    patches = PatchDataset(base, 8, seed=5)
+    a = patches[1]["input"]
+    assert a.shape == (1, 8, 8, 8) and torch.equal(a, PatchDataset(base, 8, seed=5)[1]["input"])
+    patches.set_epoch(1)
+    assert base.epochs == [1]
+    assert not torch.equal(a, patches[1]["input"]) or not torch.equal(a, patches[2]["input"])
+
+
+def test_whole_volumes_not_multiple_of_divisor_are_padded(tmp_path):
+    class Odd(BlobDataset):
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            return {k: (v[:, :14, :15, :13] if torch.is_tensor(v) else v) for k, v in item.items()}
+
+    history = fit(tiny_config(str(tmp_path), epochs=1), Odd(2), Odd(1), progress=False)
+    assert math.isfinite(history["epochs"][0]["val_loss"])
+
+
+def test_cli_main(tmp_path):
+    from angio.train import main
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(tiny_config(str(tmp_path / "run"), epochs=1, max_steps_per_epoch=2).to_dict()))
+    history = main(["--config", str(cfg), "--data", "ddp_worker:make_datasets", "--no-progress"])
+    assert history["epochs"][0]["steps"] == 2 and history["epochs"][0]["val_loss"] is not None
+
+
+# ----------------------------------------------------------------------------- DDP
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).parent / "ddp_worker.py"), str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    init = [torch.load(tmp_path / f"rank{r}_init.pt", weights_only=True) for r in (0, 1)]
+    final = [torch.load(tmp_path / f"rank{r}_final.pt", weights_only=True) for r in (0, 1)]
+    _assert_same_state(init[0], init[1])
+    _assert_same_state(final[0], final[1])
+    assert any(not torch.equal(init[0][k], final[0][k]) for k in init[0] if init[0][k].is_floating_point())
+    _assert_same_state(final[0], _weights(tmp_path / "run" / "last.pt"))
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [row["steps"] for row in history["epochs"]] == [3, 3]  # 5 items over 2 ranks, padded to 6
+    assert history["epochs"][-1]["val_loss"] is not None
+    assert not list((tmp_path / "run").glob("rank*"))  # only rank 0 wrote the run folder
