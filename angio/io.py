@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -41,6 +38,7 @@ from pydicom.valuerep import format_number_as_ds
 from scipy import ndimage
 
 from angio import __version__
+from angio.atomic import atomic_folder
 from angio.errors import InputError
 from angio.volume import Volume
 
@@ -546,22 +544,17 @@ def write_dicom_series(
     array, origin, direction = _validated_geometry(volume)
     _check_text(series_description, modality)
     slope, intercept, dtype = _choose_rescale(array, rescale)
-    target = _prepare_target(Path(folder), overwrite)
     template = _series_template(volume, array, direction, series_description, modality)
     _set_rescale(template, slope, intercept)
     width = max(4, len(str(len(array))))
     names = [f"slice_{k + 1:0{width}d}.dcm" for k in range(len(array))]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
         for k, name in enumerate(names):
             position = origin + k * volume.spacing[0] * direction[:, 2]
             stored = _quantize(array[k], slope, intercept, dtype)
             ds = _slice_dataset(template, stored, k, position, direction[:, 2])
             _save_slice(ds, tmp / name)
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    target = Path(folder).absolute()
     return [target / name for name in names]
 
 
@@ -735,33 +728,6 @@ def _slice_dataset(
 def _save_slice(ds: Dataset, path: Path) -> None:
     """Write one slice as a DICOM Part 10 file (one place to patch in tests)."""
     ds.save_as(path, enforce_file_format=True)
-
-
-def _prepare_target(folder: Path, overwrite: bool) -> Path:
-    """Check the output folder and create its parent; :class:`InputError` if it may not be used."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"Output path '{folder}' is a file, not a folder.")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise InputError(
-            f"Output folder '{folder}' is not empty; pass overwrite=True to replace its content."
-        )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return folder.absolute()
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` folder to ``target``, replacing an existing one."""
-    if not target.exists():
-        tmp.rename(target)
-        return
-    backup = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    target.rename(backup)
-    try:
-        tmp.rename(target)
-    except BaseException:
-        backup.rename(target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,7 +73,8 @@ _OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd_momentum": 1, "none":
 
 
 def _gib(n: float) -> str:
-    return f"{n / GiB:.2f} GiB" if n < GiB else f"{n / GiB:.1f} GiB"
+    """Human-readable size: MiB below 1 GiB (so small budgets never print as 0.00 GiB)."""
+    return f"{n / 2**20:.0f} MiB" if n < GiB else f"{n / GiB:.1f} GiB"
 
 
 def _size3(size: int | tuple[int, ...]) -> tuple[int, int, int]:

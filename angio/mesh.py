@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,18 +81,13 @@ def surface(volume: np.ndarray, *, level: float = 0.5,
 
 def save_mesh(mesh, path: str | os.PathLike) -> Path:
     """Write a mesh as ``.stl`` or ``.vtp`` (by suffix), atomically (temp file + rename)."""
+    from angio.atomic import atomic_path
+
     path = Path(path)
     if path.suffix.lower() not in (".stl", ".vtp"):
         raise ValueError(f"{path}: mesh files must end in .stl or .vtp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         mesh.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

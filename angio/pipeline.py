@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from angio.atomic import atomic_write
 from angio.augment import RandomTreeTransform, TreeTransform
 from angio.data import load_tree
 from angio.errors import InputError
@@ -254,20 +254,13 @@ class VolumeCache:
 
 
 def _save_volumes(path: Path, v: CaseVolumes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"version": _CACHE_VERSION, "case": v.case, "variant": v.variant,
             "spec": asdict(v.spec), "grid": {"n": v.grid.n, "fov_mm": v.grid.fov_mm,
                                              "center_mm": list(v.grid.center_mm)},
             "transform": asdict(v.transform)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, intensity=v.intensity, fraction=v.fraction.astype(np.float16),
-                                exact=v.exact, otsu=v.otsu, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez_compressed(
+        fh, intensity=v.intensity, fraction=v.fraction.astype(np.float16), exact=v.exact, otsu=v.otsu,
+        meta=np.array(json.dumps(meta))))
 
 
 def _load_volumes(path: Path, spec: VolumeSpec) -> CaseVolumes:
