@@ -9,6 +9,9 @@ sliding-window inference, :func:`angio.inference.predict_volume`).
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 from angio.models.dae import DenoisingAutoencoder3D, ReLUMaxPool3d
@@ -27,6 +30,7 @@ __all__ = [
     "build_loss",
     "build_model",
     "count_parameters",
+    "set_output_prior",
 ]
 
 _MODELS = {"dae": DenoisingAutoencoder3D, "unet": UNet3D}
@@ -51,3 +55,19 @@ def build_model(name: str, **kwargs) -> nn.Module:
 def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def set_output_prior(model: nn.Module, probability: float) -> nn.Module:
+    """Set the output layer's bias so an untrained model predicts ``probability`` everywhere.
+
+    The bias of ``model.head`` becomes ``log(p / (1 - p))`` (Lin et al., "Focal loss for dense
+    object detection", 2017); the weights keep their initialization. Returns the model.
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"probability must be in (0, 1), got {probability!r}.")
+    head = getattr(model, "head", None)
+    if head is None or getattr(head, "bias", None) is None:
+        raise ValueError(f"{type(model).__name__} has no output layer `head` with a bias.")
+    with torch.no_grad():
+        head.bias.fill_(math.log(probability / (1.0 - probability)))
+    return model
