@@ -1,0 +1,159 @@
+"""The ``angio`` command line: prepare, train, evaluate, reconstruct.
+
+Each sub-command only parses arguments and calls the package (:mod:`angio.pipeline`,
+:mod:`angio.experiments`, :mod:`angio.reconstruct`); errors from bad input
+(:class:`angio.InputError`) are printed as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _settings(args):
+    from angio import study
+
+    return study.settings(args.profile, results_dir=args.results, epochs=getattr(args, "epochs", None),
+                          size=getattr(args, "size", None), modality=getattr(args, "modality", None),
+                          device=getattr(args, "device", None))
+
+
+def _experiment(args):
+    from angio.experiments import Experiment
+
+    return Experiment(model=args.model, n_views=args.views, modes=tuple(args.modes), loss=args.loss,
+                      target=args.target)
+
+
+def cmd_prepare(args) -> int:
+    from angio.prepare import prepare_dataset
+
+    manifest = prepare_dataset(args.out, _settings(args), view_counts=args.views, modes=tuple(args.modes),
+                               split=args.split, variants=args.variants, cases=args.cases, overwrite=args.overwrite)
+    print(f"wrote {len(manifest['entries'])} cases to {args.out} (manifest.json)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from angio.experiments import run_experiment
+
+    trained = run_experiment(_experiment(args), _settings(args), force=args.force)
+    last = trained.history["epochs"][-1] if trained.history["epochs"] else {}
+    print(json.dumps({"run_dir": str(trained.run_dir), "reused": trained.reused,
+                      "epochs": len(trained.history["epochs"]), "last": last}, indent=1, default=str))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from angio.experiments import (Trained, evaluate_model, mean_table, run_experiment, save_table,
+                                   study_split)
+    from angio.train import load_checkpoint
+
+    settings = _settings(args)
+    exp = _experiment(args)
+    if args.checkpoint:
+        model, _, info = load_checkpoint(args.checkpoint)
+        trained = Trained(exp, model, info["history"], Path(args.checkpoint).parent, reused=True)
+    else:
+        trained = run_experiment(exp, settings)
+    _, _, test = study_split(settings)
+    rows, _ = evaluate_model(trained, settings, args.cases or test)
+    path = save_table(rows, args.name or f"evaluate-{exp.name}", settings)
+    for row in mean_table(rows):
+        print(json.dumps(row))
+    print(f"per-case metrics: {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from angio.reconstruct import read_images, reconstruct, write_outputs
+
+    images = read_images(args.images)
+    result = reconstruct(images, args.angles, args.checkpoint, vessels=args.vessels, device=args.device,
+                         patch_size=args.patch)
+    out = write_outputs(result, args.out, overwrite=args.overwrite, level=args.level)
+    print(f"wrote {out}: probability.npz, dicom/, surface.stl, surface.vtp "
+          f"({(result.probability >= args.level).sum()} voxels >= {args.level})")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    from angio.study import PROFILES
+
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="parameter profile (default cpu)")
+    p.add_argument("--results", default="results", help="results folder (runs, cache, metrics)")
+    p.add_argument("--size", type=int, help="override the profile's volume size N")
+    p.add_argument("--modality", help="override the modality preset (rotational, cta)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: auto)")
+    if model:
+        p.add_argument("--model", default="dae", choices=["dae", "unet"])
+        p.add_argument("--views", type=int, default=2, help="number of views over 0-90 degrees")
+        p.add_argument("--modes", nargs="+", default=["sum"], choices=["sum", "min"], help="input channels")
+        p.add_argument("--loss", default="focal", choices=["focal", "dice_bce", "bce"])
+        p.add_argument("--target", default="otsu", choices=["otsu", "exact"])
+        p.add_argument("--epochs", type=int, help="override the profile's epochs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="angio", description="3D cerebral vessels from a few 2D angiograms.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="build volumes, projections, back-projections and masks to .npz")
+    _common(p, model=False)
+    p.add_argument("--out", required=True, help="output folder (manifest.json + one .npz per case)")
+    p.add_argument("--views", type=int, nargs="+", default=[2], help="view counts")
+    p.add_argument("--modes", nargs="+", default=["sum", "min"], choices=["sum", "min"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--variants", type=int, default=0, help="augmented variants per case (besides the original)")
+    p.add_argument("--cases", nargs="*", help="explicit case ids (instead of --split)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model (reuses a finished run with the same settings)")
+    _common(p)
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics per test case and their mean, as JSON and CSV")
+    _common(p)
+    p.add_argument("--checkpoint", help="a checkpoint (default: the run of these settings)")
+    p.add_argument("--cases", nargs="*", help="case ids (default: the test split)")
+    p.add_argument("--name", help="table name under results/metrics/")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("reconstruct", help="2D angiograms + angles -> 3D probability volume and mesh")
+    p.add_argument("images", nargs="+", help="PNG/TIFF/DICOM images, one per view")
+    p.add_argument("--angles", type=float, nargs="+", required=True, help="view angles in degrees, one per image")
+    p.add_argument("--checkpoint", help="trained checkpoint (default: the shipped biplane model)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--vessels", default="bright", choices=["bright", "dark"], help="contrast in the images")
+    p.add_argument("--level", type=float, default=0.5, help="probability of the surface")
+    p.add_argument("--device")
+    p.add_argument("--patch", type=int, help="sliding-window size for large volumes")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_reconstruct)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from angio.errors import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"angio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"angio {args.command}: not enough memory: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

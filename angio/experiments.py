@@ -1,0 +1,317 @@
+"""The study's experiments: train (or reuse) a model for a view count, evaluate, baselines.
+
+Notebooks and the command line call these functions; they hold no logic of their own.
+
+An :class:`Experiment` (model, views, input channels, loss, target) trained under
+:class:`StudySettings` (volume spec, epochs, augmentation, split, seed) lives in
+``results/runs/<name>-<hash>/``, where the hash covers every field that changes the result.
+:func:`run_experiment` reuses a finished run, resumes an interrupted one and trains a new
+one otherwise (``force=True`` retrains), so re-running the study skips finished work.
+
+Split: the paper holds out 5 patients for testing (:func:`angio.data.split_cases`); of the
+remaining cases ``n_val`` are kept for per-epoch validation and the rest train, each seen
+as one of ``variants`` augmented versions per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import angio
+from angio.atomic import atomic_write_text
+from angio.data import split_cases
+from angio.inference import predict_volume
+from angio.metrics import evaluate
+from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec, network_input
+from angio.segment import otsu_mask
+from angio.train import TrainConfig, fit, load_checkpoint
+
+__all__ = ["StudySettings", "Experiment", "Trained", "study_split", "run_experiment",
+           "evaluate_model", "evaluate_baselines", "predict_case", "save_table", "load_table",
+           "BASELINES"]
+
+BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything shared by the experiments of one study run.
+
+    Parameters
+    ----------
+    spec : VolumeSpec
+        Volume size, field of view, centring and modality.
+    epochs : int
+        Training epochs per experiment.
+    variants : int
+        Augmented variants per training case (0: no augmentation, as the paper).
+    n_test, n_val : int
+        Held-out test cases (paper: 5) and validation cases taken from the rest.
+    max_train_cases : int, optional
+        Use only the first this many training cases (for tiny smoke runs).
+    max_steps_per_epoch : int, optional
+        Cap on optimizer steps per epoch.
+    patch_size : int, optional
+        Train on random crops of this size (full-resolution training on small memory).
+    inference_patch : int, optional
+        Sliding-window size for prediction (``None``: whole volumes).
+    precision, device : str
+        See :class:`angio.train.TrainConfig` (``"auto"``: bf16 on CPU, fp16 on CUDA).
+    seed : int
+        Seed of the split, augmentation, noise and weights.
+    output_prior : float, optional
+        Initial vessel probability of the output layer (:class:`angio.train.TrainConfig`).
+    results_dir : str
+        Root of ``runs/``, ``cache/`` and ``metrics/``.
+    """
+
+    spec: VolumeSpec = field(default_factory=VolumeSpec)
+    epochs: int = 10
+    variants: int = 4
+    n_test: int = 5
+    n_val: int = 3
+    max_train_cases: int | None = None
+    max_steps_per_epoch: int | None = None
+    patch_size: int | None = None
+    inference_patch: int | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    output_prior: float | None = None
+    results_dir: str = "results"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudySettings":
+        d = dict(d)
+        d["spec"] = VolumeSpec(**d["spec"]) if isinstance(d.get("spec"), dict) else d.get("spec", VolumeSpec())
+        return cls(**d)
+
+    @property
+    def results(self) -> Path:
+        return Path(self.results_dir)
+
+    def cache(self) -> VolumeCache:
+        return VolumeCache(self.results / "cache")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One model to train: architecture, views, input channels, loss and target."""
+
+    model: str = "dae"
+    n_views: int = 2
+    modes: tuple[str, ...] = ("sum",)
+    loss: str = "focal"
+    target: str = "otsu"
+    model_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        object.__setattr__(self, "modes", tuple(self.modes))
+        if isinstance(self.model_kwargs, dict):
+            object.__setattr__(self, "model_kwargs", tuple(sorted(self.model_kwargs.items())))
+
+    @property
+    def name(self) -> str:
+        """Readable id, e.g. ``dae-sum-2v-focal-otsu``."""
+        return f"{self.model}-{'+'.join(self.modes)}-{self.n_views}v-{self.loss}-{self.target}"
+
+    @property
+    def label(self) -> str:
+        """Label for tables, e.g. ``DAE (sum)``."""
+        return f"{'DAE' if self.model == 'dae' else 'U-Net'} ({' + '.join(self.modes)})"
+
+
+@dataclass
+class Trained:
+    """A trained (or reloaded) experiment."""
+
+    experiment: Experiment
+    model: torch.nn.Module
+    history: dict
+    run_dir: Path
+    reused: bool
+
+
+def study_split(settings: StudySettings) -> tuple[list[str], list[str], list[str]]:
+    """``(train, val, test)`` case ids of the study (patient-level, deterministic)."""
+    split = split_cases(n_test=settings.n_test, seed=settings.seed)
+    rng = np.random.default_rng([settings.seed, 1])
+    train = list(split.train)
+    val = sorted(rng.choice(train, size=settings.n_val, replace=False).tolist()) if settings.n_val else []
+    train = [c for c in train if c not in val]
+    if settings.max_train_cases is not None:
+        train = train[: settings.max_train_cases]
+    return train, val, list(split.test)
+
+
+def _run_key(exp: Experiment, settings: StudySettings) -> str:
+    s = asdict(settings)
+    for k in ("results_dir", "device", "inference_patch"):  # do not change the trained weights
+        s.pop(k)
+    text = json.dumps({"experiment": asdict(exp), "settings": s, "format": 1}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def train_config(exp: Experiment, settings: StudySettings, out_dir: Path) -> TrainConfig:
+    """The :class:`TrainConfig` of an experiment (paper hyper-parameters unless stated)."""
+    return TrainConfig(
+        model=exp.model, model_kwargs=dict(exp.model_kwargs), in_channels=len(exp.modes),
+        loss=exp.loss, epochs=settings.epochs, max_steps_per_epoch=settings.max_steps_per_epoch,
+        precision=settings.precision, patch_size=settings.patch_size, seed=settings.seed,
+        output_prior=settings.output_prior,
+        device=settings.device, metrics=("iou", "dice"), out_dir=str(out_dir),
+        data={"spec": asdict(settings.spec), "n_views": exp.n_views, "modes": list(exp.modes),
+              "target": exp.target, "variants": settings.variants})
+
+
+def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = False,
+                   progress: bool = True) -> Trained:
+    """Train ``exp`` or reuse its finished run (see the module docstring).
+
+    Parameters
+    ----------
+    exp : Experiment
+    settings : StudySettings
+    force : bool
+        Delete any previous run of this experiment and train again.
+    progress : bool
+        tqdm progress bars.
+
+    Returns
+    -------
+    Trained
+        With ``reused=True`` when nothing had to be trained.
+    """
+    run_dir = settings.results / "runs" / f"{exp.name}-{_run_key(exp, settings)}"
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    last = run_dir / "last.pt"
+    done = _finished_epochs(run_dir)
+    if last.exists() and done >= settings.epochs:
+        model, _, info = load_checkpoint(last)
+        return Trained(exp, model, info["history"], run_dir, reused=True)
+    train, val, _ = study_split(settings)
+    cache = settings.cache()
+    make = lambda cases, variants: VesselDataset(  # noqa: E731
+        cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
+        cache=cache, seed=settings.seed)
+    history = fit(train_config(exp, settings, run_dir), make(train, settings.variants),
+                  make(val, 0) if val else None, resume=last.exists(), progress=progress)
+    model, _, _ = load_checkpoint(last)
+    return Trained(exp, model, history, run_dir, reused=False)
+
+
+def _finished_epochs(run_dir: Path) -> int:
+    try:
+        return len(json.loads((run_dir / "history.json").read_text())["epochs"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:
+    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
+    device = "cuda" if settings.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if settings.device == "auto" else settings.device)
+    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
+
+
+def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
+                   targets: Sequence[str] = TARGETS, keep: bool = False) -> tuple[list[dict], dict]:
+    """Metrics of a trained model on cases (unaugmented), against each ground truth.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per (case, target): ``method``, ``views``, ``case``, ``target`` and the six
+        metrics of :func:`angio.metrics.evaluate`.
+    predictions : dict
+        ``{case: probability volume}`` when ``keep`` is true, else empty.
+    """
+    exp = trained.experiment
+    cache = settings.cache()
+    rows, kept = [], {}
+    for case in cases:
+        vols = cache.get(case, settings.spec, seed=settings.seed)
+        x = network_input(vols.unit_intensity(), exp.n_views, modes=exp.modes)
+        prob = predict_case(trained.model, x, settings)
+        for t in targets:
+            rows.append({"method": exp.label, "experiment": exp.name, "views": exp.n_views,
+                         "case": case, "target": t, **evaluate(prob, vols.target(t))})
+        if keep:
+            kept[case] = prob
+    return rows, kept
+
+
+def evaluate_baselines(settings: StudySettings, n_views: int, cases: Iterable[str], *,
+                       targets: Sequence[str] = TARGETS) -> list[dict]:
+    """Classical baselines with no learning: Otsu on the sum and on the min back-projection."""
+    cache = settings.cache()
+    rows = []
+    for case in cases:
+        vols = cache.get(case, settings.spec, seed=settings.seed)
+        x = network_input(vols.unit_intensity(), n_views, modes=("sum", "min"))
+        for name, channel in zip(BASELINES, x):
+            pred = otsu_mask(channel).astype(np.float32)
+            for t in targets:
+                rows.append({"method": BASELINES[name], "experiment": name, "views": n_views,
+                             "case": case, "target": t, **evaluate(pred, vols.target(t))})
+    return rows
+
+
+def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
+    """Write rows to ``results/metrics/<name>.json`` and ``.csv`` (atomically); JSON path."""
+    folder = settings.results / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    meta = {"angio_version": angio.__version__, "settings": asdict(settings)}
+    for suffix, text in ((".csv", buf.getvalue()),
+                         (".json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))):
+        atomic_write_text(folder / f"{name}{suffix}", text)
+    return folder / f"{name}.json"
+
+
+def load_table(name: str, settings: StudySettings) -> list[dict]:
+    """Rows saved by :func:`save_table`."""
+    return json.loads((settings.results / "metrics" / f"{name}.json").read_text())["rows"]
+
+
+def mean_table(rows: list[dict], *, by: Sequence[str] = ("method", "views", "target"),
+               metrics: Sequence[str] = ("iou", "dice", "mse", "mae", "accuracy", "cldice")) -> list[dict]:
+    """Mean (and std) of each metric over cases, grouped by ``by`` (order of first appearance)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(by, key))
+        row["cases"] = len(members)
+        for m in metrics:
+            vals = np.array([r[m] for r in members], dtype=float)
+            row[m] = float(vals.mean())
+            row[f"{m}_std"] = float(vals.std())
+        out.append(row)
+    return out
+
+
+def with_overrides(settings: StudySettings, **changes) -> StudySettings:
+    """A copy of ``settings`` with fields replaced (``spec`` may be a dict)."""
+    if isinstance(changes.get("spec"), dict):
+        changes["spec"] = VolumeSpec(**changes["spec"])
+    return replace(settings, **changes)

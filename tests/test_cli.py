@@ -1,0 +1,116 @@
+"""Command line and reconstruction from 2D images: outputs, errors, nothing half-written."""
+
+import json
+
+import numpy as np
+import pytest
+
+import angio
+from angio import cli
+from angio.reconstruct import prepare_projections, read_images, write_outputs, Reconstruction
+
+
+def write_png(path, img):
+    import imageio.v3 as iio
+
+    iio.imwrite(path, np.asarray(img, dtype=np.uint8))
+
+
+def test_read_images_grey_colour_and_dicom(tmp_path):
+    write_png(tmp_path / "a.png", np.full((20, 30), 7))
+    write_png(tmp_path / "b.png", np.zeros((20, 30, 3)))
+    imgs = read_images([tmp_path / "a.png", tmp_path / "b.png"])
+    assert imgs.shape == (2, 20, 30) and imgs.dtype == np.float32 and imgs[0, 0, 0] == 7
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such file"),
+    ("garbage", "cannot read image"),
+    ("sizes", "differ in size"),
+])
+def test_read_images_errors_name_the_file(tmp_path, case, message):
+    write_png(tmp_path / "a.png", np.zeros((20, 30)))
+    if case == "missing":
+        paths = [tmp_path / "a.png", tmp_path / "nope.png"]
+    elif case == "garbage":
+        (tmp_path / "bad.png").write_bytes(b"not a png")
+        paths = [tmp_path / "a.png", tmp_path / "bad.png"]
+    else:
+        write_png(tmp_path / "b.png", np.zeros((21, 30)))
+        paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    with pytest.raises(angio.InputError, match=message) as info:
+        read_images(paths)
+    assert ("nope.png" in str(info.value)) or ("bad.png" in str(info.value)) or ("b.png 21x30" in str(info.value))
+
+
+def test_prepare_projections_orientation_and_range():
+    img = np.zeros((40, 40), np.float32)
+    img[:10] = 200.0  # a bright band at the top of the image = superior
+    p = prepare_projections(img[None], 8)
+    assert p.shape == (1, 8, 8) and p.min() == 0.0 and p.max() == 1.0
+    assert p[0, -1].mean() > p[0, 0].mean()  # z runs inferior -> superior
+    dark = prepare_projections(img[None], 8, vessels="dark")
+    np.testing.assert_allclose(dark, 1.0 - p)
+
+
+def test_cli_reconstruct_reports_angle_count_mismatch(tmp_path, capsys):
+    write_png(tmp_path / "a.png", np.zeros((16, 16)))
+    code = cli.main(["reconstruct", str(tmp_path / "a.png"), "--angles", "0", "90", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "1 images but 2 angles" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_write_outputs_is_atomic_and_refuses_non_empty_folders(tmp_path, monkeypatch):
+    n = 16
+    z, y, x = np.meshgrid(*[np.arange(n)] * 3, indexing="ij")
+    prob = np.exp(-((z - 8) ** 2 + (y - 8) ** 2 + (x - 8) ** 2) / 8.0).astype(np.float32)
+    result = Reconstruction(prob, 1.5, np.array([0.0, 90.0]), prob[None])
+    out = write_outputs(result, tmp_path / "rec")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["README.json", "dicom", "probability.npz", "surface.stl", "surface.vtp"]
+    with np.load(out / "probability.npz") as z_:
+        np.testing.assert_array_equal(z_["probability"], prob)
+    with pytest.raises(angio.InputError, match="not empty"):
+        write_outputs(result, tmp_path / "rec")
+    # a failure mid-way keeps the previous folder intact and leaves no temporary folder
+    from angio import mesh
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mesh, "save_mesh", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_outputs(result, tmp_path / "rec", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
+
+
+@pytest.mark.slow
+def test_train_evaluate_prepare_and_reconstruct_end_to_end(tmp_path, capsys):
+    res = str(tmp_path / "results")
+    assert cli.main(["train", "--profile", "tiny", "--results", res, "--views", "2"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["epochs"] == 1 and not run["reused"]
+    assert cli.main(["train", "--profile", "tiny", "--results", res, "--views", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["reused"]
+    assert cli.main(["evaluate", "--profile", "tiny", "--results", res, "--views", "2"]) == 0
+    assert '"iou"' in capsys.readouterr().out
+    assert cli.main(["prepare", "--profile", "tiny", "--results", res, "--out", str(tmp_path / "prep"),
+                     "--views", "2", "--split", "test"]) == 0
+    manifest = json.loads((tmp_path / "prep" / "manifest.json").read_text())
+    first = manifest["entries"][0]
+    with np.load(tmp_path / "prep" / first["file"]) as z:
+        assert z["inputs_2"].shape == (2, 32, 32, 32) and z["projections_2"].shape == (2, 32, 32)
+    # reconstruct from the prepared MIPs saved as PNG images (head up)
+    proj = z_proj = np.load(tmp_path / "prep" / first["file"])["projections_2"]
+    for k, p in enumerate(z_proj):
+        write_png(tmp_path / f"view{k}.png", (255 * p[::-1]).round())
+    ckpt = next((tmp_path / "results" / "runs").glob("dae-sum-2v*")) / "last.pt"
+    code = cli.main(["reconstruct", str(tmp_path / "view0.png"), str(tmp_path / "view1.png"),
+                     "--angles", "0", "90", "--checkpoint", str(ckpt), "--out", str(tmp_path / "rec")])
+    assert code == 0, capsys.readouterr().err
+    with np.load(tmp_path / "rec" / "probability.npz") as z:
+        assert z["probability"].shape == (32, 32, 32)
+        assert 0.0 <= z["probability"].min() and z["probability"].max() <= 1.0
+    assert proj.shape == (2, 32, 32)
