@@ -12,7 +12,7 @@ study: setup
 	$(PY) -m angio.study book
 
 test: setup-browser
-	$(PY) -m pytest -m "" tests
+	$(PY) -m pytest -m "slow or not slow" tests
 
 setup:
 	scripts/setup.sh
