@@ -349,7 +349,7 @@ def bench_allocator(size: int) -> None:
               f"{d['peak'] / f['peak']:19.2f}", flush=True)
 
 
-def bench_inference(size: int, patches: dict[str, int]) -> None:
+def bench_inference(size: int, patches: dict[str, int]) -> list[dict]:
     import numpy as np
     import torch
 
@@ -361,6 +361,7 @@ def bench_inference(size: int, patches: dict[str, int]) -> None:
     header = f"{'model':<10}{'mode':<25}{'prec':<6}{'time s':>8}{'peak MiB':>10}{'max|diff|':>11}{'est MiB':>9}{'384^3 GiB':>11}"
     print(header)
     print("-" * len(header))
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for model_name in ("dae", "unet"):
             for precision in ("fp32", "bf16"):
@@ -397,8 +398,13 @@ def bench_inference(size: int, patches: dict[str, int]) -> None:
                         extrap = (res["peak"] - 4 * n) + 8 * 384**3  # same working set + input and output
                     print(f"{model_name:<10}{mode:<25}{precision:<6}{res['time']:8.2f}{_fmt_mib(res['peak']):>10}"
                           f"{diff:>11}{_fmt_mib(est):>9}{extrap / GiB:11.2f}", flush=True)
+                    rows.append({"model": model_name, "mode": mode, "precision": precision, "size": size,
+                                 "time_s": res["time"], "peak_mib": res["peak"] / 2**20,
+                                 "max_abs_diff": None if not diff else float(diff), "est_mib": est / 2**20,
+                                 "extrap_384_gib": extrap / GiB})
     print("384^3 GiB: whole volume = measured bytes/voxel x 384^3 + the input; sliding window = the same patch")
     print("working set (independent of the volume size) + the float32 input and output volumes.")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -408,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-inference", action="store_true", help="skip the inference comparison")
     parser.add_argument("--malloc", choices=("fixed", "default"), default="fixed",
                         help="glibc mmap threshold in the measuring processes: fixed at 128 KiB (default) or glibc's own")
+    parser.add_argument("--json", help="also write the measurements to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -426,13 +433,26 @@ def main(argv: list[str] | None = None) -> None:
     print_ratios(rows, sizes)
     if not args.quick and not torch.cuda.is_available():
         bench_allocator(max(sizes))
+    inference = []
     if not args.no_inference:
         infer_size = 64 if args.quick else max(128, max(args.size or [128]))
         # exact tiling: windows advance by patch - 2 * margin (DAE margin 8, UNet margin 48)
         patches = {"dae": 40 if args.quick else 72, "unet": 104 if args.quick else 112}
         if infer_size >= 384:  # two windows per axis: 2 * patch - 2 * margin >= 384
             patches = {"dae": 200, "unet": 240}
-        bench_inference(infer_size, patches)
+        inference = bench_inference(infer_size, patches)
+    if args.json:
+        import platform
+        from datetime import datetime, timezone
+
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.machine()} CPU, {os.cpu_count()} cores"
+        training = [{"model": r["model"], "size": r["size"], "precision": r["precision"], "ckpt": r["ckpt"],
+                     "step_s": r["time"], "peak_mib": r["peak"] / 2**20, "est_mib": r["est"] / 2**20,
+                     "bytes_per_voxel": r["bpv"], "extrap_384_gb": r["extrap"] / 1e9,
+                     "ratio_to_paper_43gb": r["extrap"] / PAPER_BYTES} for r in rows]
+        info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": device,
+                "torch": torch.__version__, "threads": torch.get_num_threads()}
+        Path(args.json).write_text(json.dumps({"info": info, "rows": training, "inference": inference}, indent=1))
 
 
 if __name__ == "__main__":
