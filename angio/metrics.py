@@ -69,7 +69,7 @@ METRICS: tuple[str, ...] = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 # ----------------------------------------------------------------------------- inputs
 
 
-def _as_numpy(array: Any) -> np.ndarray:
+def as_numpy(array: Any) -> np.ndarray:
     """Return ``array`` as a NumPy array, detaching torch tensors (no copy when possible)."""
     if hasattr(array, "detach") and hasattr(array, "cpu"):
         tensor = array.detach().cpu()
@@ -159,7 +159,7 @@ def _prepare(pred_prob: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
         If the shapes differ (the message names both), the arrays are empty or 0-D, or
         either input is invalid (see :func:`_check_prob`, :func:`_check_mask`).
     """
-    prob, label = _as_numpy(pred_prob), _as_numpy(mask)
+    prob, label = as_numpy(pred_prob), as_numpy(mask)
     if prob.shape != label.shape:
         raise ValueError(
             f"pred_prob and mask shapes differ: pred_prob {prob.shape} vs mask {label.shape}"
@@ -187,7 +187,7 @@ def binarize(pred_prob: Any) -> np.ndarray:
     ValueError
         If the probabilities are non-finite or outside ``[0, 1]``.
     """
-    return _check_prob(_as_numpy(pred_prob)) >= THRESHOLD
+    return _check_prob(as_numpy(pred_prob)) >= THRESHOLD
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -243,7 +243,7 @@ def skeleton(mask: Any) -> np.ndarray:
     ValueError
         If ``mask`` is not 2D or 3D or not binary.
     """
-    label = _check_mask(_as_numpy(mask))
+    label = _check_mask(as_numpy(mask))
     if label.ndim not in (2, 3):
         raise ValueError(f"skeleton needs a 2D or 3D mask, got shape {label.shape}")
     out = np.zeros(label.shape, dtype=bool)

@@ -22,29 +22,9 @@ from typing import Any
 import numpy as np
 from skimage.filters import threshold_otsu
 
+from angio.metrics import as_numpy as _as_numpy
+
 __all__ = ["otsu_threshold", "otsu_mask"]
-
-
-def _as_numpy(array: Any) -> np.ndarray:
-    """Return ``array`` as a NumPy array without copying when possible.
-
-    Parameters
-    ----------
-    array : ndarray or torch.Tensor or array_like
-        Input data; tensors are detached and moved to the CPU.
-
-    Returns
-    -------
-    ndarray
-        The same values as a NumPy array.
-    """
-    if hasattr(array, "detach") and hasattr(array, "cpu"):
-        tensor = array.detach().cpu()
-        try:
-            return tensor.numpy()
-        except TypeError:  # e.g. bfloat16, which NumPy cannot represent
-            return tensor.float().numpy()
-    return np.asarray(array)
 
 
 def _prepare_volume(volume: Any) -> tuple[np.ndarray, float, float]:
@@ -109,13 +89,17 @@ def otsu_threshold(volume: Any, *, nbins: int = 256) -> float:
     ValueError
         If ``volume`` is not 3D, is empty, or holds NaN or infinity, or ``nbins < 2``.
     """
+    return _threshold(*_prepare_volume(volume), nbins)[0]
+
+
+def _threshold(values: np.ndarray, vmin: float, vmax: float, nbins: int) -> tuple[float, np.ndarray]:
+    """Otsu threshold of validated values, and the values (constant volume: the constant)."""
     if int(nbins) < 2:
         raise ValueError(f"nbins must be at least 2, got {nbins}")
-    values, vmin, vmax = _prepare_volume(volume)
     if vmin == vmax:
-        return vmin
+        return vmin, values
     # Flatten so scikit-image does not mistake a (.., .., 3) volume for an RGB image.
-    return float(threshold_otsu(values.reshape(-1), nbins=int(nbins)))
+    return float(threshold_otsu(values.reshape(-1), nbins=int(nbins))), values
 
 
 def otsu_mask(volume: Any, *, nbins: int = 256) -> np.ndarray:
@@ -141,10 +125,5 @@ def otsu_mask(volume: Any, *, nbins: int = 256) -> np.ndarray:
     ValueError
         If ``volume`` is not 3D, is empty, or holds NaN or infinity, or ``nbins < 2``.
     """
-    if int(nbins) < 2:
-        raise ValueError(f"nbins must be at least 2, got {nbins}")
-    values, vmin, vmax = _prepare_volume(volume)
-    if vmin == vmax:
-        return np.zeros(values.shape, dtype=bool)
-    threshold = threshold_otsu(values.reshape(-1), nbins=int(nbins))
+    threshold, values = _threshold(*_prepare_volume(volume), nbins)
     return values > threshold
