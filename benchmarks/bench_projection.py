@@ -16,6 +16,7 @@ What is timed (seconds, best of ``--repeat`` after one warm-up, which also compi
   timed on a few views and extrapolated linearly to all views (marked ``~``).
 * ``iradon``: ``skimage.transform.iradon(filter_name=None)`` slice by slice (unfiltered
   back-projection of one z-slice's sinogram), timed on a few slices and extrapolated.
+* ``voxelize``: one BraVa tree to a vessel-fraction volume (and to a whole intensity volume).
 * ``read``: one pass over the volume's bytes (``torch.amax``), times the number of views:
   the bound for a MIP that reads the volume once per view.
 """
@@ -52,6 +53,16 @@ def timed_once(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def bench_voxelize(n: int, repeat: int) -> dict:
+    """Time to voxelize one bundled tree (and to build its whole intensity volume) at n^3."""
+    from angio.data import load_tree
+    from angio.voxelize import voxelize_tree
+
+    tree = load_tree("BG001")
+    return {"n": n, "voxelize_s": best_of(lambda: voxelize_tree(tree, n), repeat),
+            "build_case_s": best_of(lambda: build_case("BG001", VolumeSpec(size=n)), repeat)}
 
 
 def bench_size(n: int, n_views: int, repeat: int, ref_views: int, iradon_slices: int) -> dict:
@@ -135,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"projection benchmark, {info['machine']}, torch {info['torch']} "
           f"({info['threads']} threads), {info['date']}")
     print_table(rows)
+    vox = [bench_voxelize(n, args.repeat) for n in args.sizes]
+    print("voxelizing BG001 (3,000 points):", ", ".join(
+        f"{v['n']}^3 {v['voxelize_s']:.2f} s (whole rotational volume {v['build_case_s']:.2f} s)" for v in vox))
     for line in check_targets(rows):
         print(line)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"info": info, "rows": rows, "targets": check_targets(rows)}, fh, indent=1)
+            json.dump({"info": info, "rows": rows, "voxelize": vox, "targets": check_targets(rows)}, fh, indent=1)
     return 0
 
 
