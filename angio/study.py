@@ -119,7 +119,7 @@ def run(profile: str = "cpu", *, results_dir: str | os.PathLike = "results", onl
     for nb in notebooks():
         if only and not any(o in nb.name for o in only):
             continue
-        params = {"profile": profile, "results_dir": str(results), "force": force}
+        params = {"profile": profile, "results_dir": str(results), "force": force, "progress": False}
         declared = pm.inspect_notebook(str(nb))
         params = {k: v for k, v in params.items() if k in declared}
         target = out_dir / nb.name
