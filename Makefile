@@ -24,8 +24,8 @@ book: setup
 	$(PY) -m angio.study book
 
 bench: setup
-	$(PY) benchmarks/bench_projection.py
-	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_projection.py --json benchmarks/results/projection.json
+	$(PY) benchmarks/bench_training.py --json benchmarks/results/training.json
 
 clean:
 	rm -rf _build results

@@ -566,9 +566,10 @@ def _alternatives(
 def _largest_patch(
     model: nn.Module, shape: tuple[int, int, int], opts: dict[str, Any], budget: int, extra: int
 ) -> tuple[int, MemoryEstimate] | None:
-    """Largest cubic side (a multiple of the model's divisor) whose estimate plus ``extra`` fits."""
+    """Largest cubic side (a multiple of the model's divisor, smaller than the volume: a patch
+    as large as the volume is no alternative) whose estimate plus ``extra`` fits."""
     d = int(getattr(model, "spatial_divisor", 1))
-    side = (min(shape) // d) * d
+    side = ((min(shape) - 1) // d) * d
     while side >= 2 * d:
         est = estimate_memory(model, side, **opts)
         if est.peak_total + extra <= budget:
