@@ -80,6 +80,24 @@ def as_numpy(array: Any) -> np.ndarray:
     return np.asarray(array)
 
 
+def finite_values(values: np.ndarray, name: str) -> tuple[np.ndarray, float, float]:
+    """``values`` as a float array (bool and integers become float32) with its min and max.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is not real-valued or holds NaN or infinity (``name`` says which input).
+    """
+    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+        values = values.astype(np.float32)
+    elif not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"{name} must be real-valued, got dtype {values.dtype}")
+    lo, hi = float(values.min()), float(values.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN and inf reach the min or the max
+        raise ValueError(f"{name} holds non-finite values (NaN or infinity)")
+    return values, lo, hi
+
+
 def _check_prob(prob: np.ndarray) -> np.ndarray:
     """Validate probabilities and return them as a float array.
 
@@ -98,13 +116,7 @@ def _check_prob(prob: np.ndarray) -> np.ndarray:
     ValueError
         If ``prob`` is not real-valued, holds NaN or infinity, or leaves ``[0, 1]``.
     """
-    if prob.dtype == bool or np.issubdtype(prob.dtype, np.integer):
-        prob = prob.astype(np.float32)
-    elif not np.issubdtype(prob.dtype, np.floating):
-        raise ValueError(f"pred_prob must be real-valued, got dtype {prob.dtype}")
-    lo, hi = float(prob.min()), float(prob.max())
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError("pred_prob holds non-finite values (NaN or infinity)")
+    prob, lo, hi = finite_values(prob, "pred_prob")
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"pred_prob must lie in [0, 1], got values in [{lo:g}, {hi:g}]")
     return prob

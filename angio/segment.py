@@ -23,6 +23,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from angio.metrics import as_numpy as _as_numpy
+from angio.metrics import finite_values
 
 __all__ = ["otsu_threshold", "otsu_mask"]
 
@@ -53,14 +54,7 @@ def _prepare_volume(volume: Any) -> tuple[np.ndarray, float, float]:
         raise ValueError(f"volume must be 3D [z, y, x], got shape {values.shape}")
     if values.size == 0:
         raise ValueError(f"volume must not be empty, got shape {values.shape}")
-    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
-        values = values.astype(np.float32)
-    elif not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(f"volume must be real-valued, got dtype {values.dtype}")
-    vmin, vmax = float(values.min()), float(values.max())
-    if not (np.isfinite(vmin) and np.isfinite(vmax)):
-        raise ValueError("volume holds non-finite values (NaN or infinity)")
-    return values, vmin, vmax
+    return finite_values(values, "volume")
 
 
 def otsu_threshold(volume: Any, *, nbins: int = 256) -> float:
