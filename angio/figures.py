@@ -149,7 +149,8 @@ def table(rows: Sequence[Mapping], columns: Mapping[str, str], *, formats: Mappi
     columns : mapping of str to str
         ``{key: header}`` in display order.
     formats : mapping of str to str, optional
-        ``{key: format spec}`` such as ``".1%"`` or ``".4f"``; ``None`` values print as "—".
+        ``{key: format spec}`` such as ``".1%"`` or ``".4f"``, applied to numbers (other values
+        print as they are); ``None`` and NaN print as "—".
     caption : str
         Table caption.
     """
@@ -164,7 +165,8 @@ def table(rows: Sequence[Mapping], columns: Mapping[str, str], *, formats: Mappi
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return "—"
         spec = formats.get(key)
-        return _html.escape(format(value, spec) if spec else str(value))
+        numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        return _html.escape(format(value, spec) if spec and numeric else str(value))
 
     head = "".join(f"<th>{_html.escape(h)}</th>" for h in columns.values())
     body = "".join("<tr>" + "".join(f"<td>{cell(r, k)}</td>" for k in columns) + "</tr>" for r in rows)

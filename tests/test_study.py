@@ -64,3 +64,13 @@ def test_notebooks_are_parameterized_and_committed_without_outputs():
 def test_book_refuses_missing_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="make study"):
         study.build_book(results_dir=tmp_path, out_dir=tmp_path / "_build")
+
+
+def test_html_table_formats_numbers_and_leaves_text_alone():
+    from angio.figures import table
+
+    html = table([{"name": "DAE", "iou": 0.25, "n": 3, "none": None, "flag": True}],
+                 {"name": "Name", "iou": "IoU", "n": "n", "none": "x", "flag": "f"},
+                 formats={"name": ".3g", "iou": ".1%", "n": ".3g", "flag": ".3g"}, caption="A <b>").data
+    assert "<td>DAE</td>" in html and "<td>25.0%</td>" in html and "<td>3</td>" in html
+    assert "<td>—</td>" in html and "<td>True</td>" in html and "A &lt;b&gt;" in html
