@@ -46,7 +46,9 @@ def cmd_train(args) -> int:
     trained = run_experiment(_experiment(args), _settings(args), force=args.force)
     last = trained.history["epochs"][-1] if trained.history["epochs"] else {}
     print(json.dumps({"run_dir": str(trained.run_dir), "reused": trained.reused,
-                      "epochs": len(trained.history["epochs"]), "last": last}, indent=1, default=str))
+                      "epochs": len(trained.history["epochs"]), "last": last,
+                      "selected": {"checkpoint": str(trained.checkpoint), "epoch": trained.epoch}},
+                     indent=1, default=str))
     return 0
 
 
@@ -59,7 +61,8 @@ def cmd_evaluate(args) -> int:
     exp = _experiment(args)
     if args.checkpoint:
         model, _, info = load_checkpoint(args.checkpoint)
-        trained = Trained(exp, model, info["history"], Path(args.checkpoint).parent, reused=True)
+        trained = Trained(exp, model, info["history"], Path(args.checkpoint).parent, reused=True,
+                          checkpoint=Path(args.checkpoint), epoch=info.get("epoch"))
     else:
         trained = run_experiment(exp, settings)
     _, _, test = study_split(settings)

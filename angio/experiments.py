@@ -7,6 +7,9 @@ An :class:`Experiment` (model, views, input channels, loss, target) trained unde
 ``results/runs/<name>-<hash>/``, where the hash covers every field that changes the result.
 :func:`run_experiment` reuses a finished run, resumes an interrupted one and trains a new
 one otherwise (``force=True`` retrains), so re-running the study skips finished work.
+The weights evaluated are those of the epoch with the lowest validation loss (``best.pt``;
+``last.pt`` when there are no validation cases): the validation cases select the model, the
+test cases only measure it.
 
 Split: the paper holds out 5 patients for testing (:func:`angio.data.split_cases`); of the
 remaining cases ``n_val`` are kept for per-epoch validation and the rest train, each seen
@@ -136,13 +139,19 @@ class Experiment:
 
 @dataclass
 class Trained:
-    """A trained (or reloaded) experiment."""
+    """A trained (or reloaded) experiment.
+
+    ``checkpoint`` is the file the weights of ``model`` came from and ``epoch`` the
+    (0-based) epoch that wrote it.
+    """
 
     experiment: Experiment
     model: torch.nn.Module
     history: dict
     run_dir: Path
     reused: bool
+    checkpoint: Path | None = None
+    epoch: int | None = None
 
 
 def study_split(settings: StudySettings) -> tuple[list[str], list[str], list[str]]:
@@ -199,19 +208,19 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     last = run_dir / "last.pt"
-    done = _finished_epochs(run_dir)
-    if last.exists() and done >= settings.epochs:
-        model, _, info = load_checkpoint(last)
-        return Trained(exp, model, info["history"], run_dir, reused=True)
-    train, val, _ = study_split(settings)
-    cache = settings.cache()
-    make = lambda cases, variants: VesselDataset(  # noqa: E731
-        cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
-        cache=cache, seed=settings.seed)
-    history = fit(train_config(exp, settings, run_dir), make(train, settings.variants),
-                  make(val, 0) if val else None, resume=last.exists(), progress=progress)
-    model, _, _ = load_checkpoint(last)
-    return Trained(exp, model, history, run_dir, reused=False)
+    reused = last.exists() and _finished_epochs(run_dir) >= settings.epochs
+    if not reused:
+        train, val, _ = study_split(settings)
+        cache = settings.cache()
+        make = lambda cases, variants: VesselDataset(  # noqa: E731
+            cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
+            cache=cache, seed=settings.seed)
+        fit(train_config(exp, settings, run_dir), make(train, settings.variants),
+            make(val, 0) if val else None, resume=last.exists(), progress=progress)
+    chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else last
+    model, _, info = load_checkpoint(chosen)
+    history = json.loads((run_dir / "history.json").read_text())
+    return Trained(exp, model, history, run_dir, reused=reused, checkpoint=chosen, epoch=info.get("epoch"))
 
 
 def _finished_epochs(run_dir: Path) -> int:

@@ -74,3 +74,27 @@ def test_html_table_formats_numbers_and_leaves_text_alone():
                  formats={"name": ".3g", "iou": ".1%", "n": ".3g", "flag": ".3g"}, caption="A <b>").data
     assert "<td>DAE</td>" in html and "<td>25.0%</td>" in html and "<td>3</td>" in html
     assert "<td>—</td>" in html and "<td>True</td>" in html and "A &lt;b&gt;" in html
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_path):
+    import torch
+
+    s = study.settings("tiny", results_dir=tmp_path, epochs=3)
+    trained = experiments.run_experiment(Experiment("dae", 2), s, progress=False)
+    history = trained.history
+    losses = [e["val_loss"] for e in history["epochs"]]
+    assert len(losses) == 3 and trained.epoch == history["best_epoch"] == losses.index(min(losses))
+    assert trained.checkpoint == trained.run_dir / "best.pt"
+    best = torch.load(trained.checkpoint, weights_only=True)["model"]
+    assert _same_weights(trained.model.state_dict(), best)
+    again = experiments.run_experiment(Experiment("dae", 2), s, progress=False)
+    assert again.reused and again.epoch == trained.epoch and _same_weights(again.model.state_dict(), best)
+    # no validation cases: nothing to select with, the last epoch is evaluated
+    last = experiments.run_experiment(Experiment("dae", 2), study.settings("tiny", results_dir=tmp_path, n_val=0),
+                                      progress=False)
+    assert last.checkpoint == last.run_dir / "last.pt" and last.epoch == 0
