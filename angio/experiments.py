@@ -208,26 +208,30 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     last = run_dir / "last.pt"
-    reused = last.exists() and _finished_epochs(run_dir) >= settings.epochs
+    history = _read_history(run_dir)
+    reused = last.exists() and len(history["epochs"]) >= settings.epochs
     if not reused:
         train, val, _ = study_split(settings)
         cache = settings.cache()
         make = lambda cases, variants: VesselDataset(  # noqa: E731
             cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
             cache=cache, seed=settings.seed)
-        fit(train_config(exp, settings, run_dir), make(train, settings.variants),
-            make(val, 0) if val else None, resume=last.exists(), progress=progress)
+        history = fit(train_config(exp, settings, run_dir), make(train, settings.variants),
+                      make(val, 0) if val else None, resume=last.exists(), progress=progress)
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else last
     model, _, info = load_checkpoint(chosen)
-    history = json.loads((run_dir / "history.json").read_text())
     return Trained(exp, model, history, run_dir, reused=reused, checkpoint=chosen, epoch=info.get("epoch"))
 
 
-def _finished_epochs(run_dir: Path) -> int:
+def _read_history(run_dir: Path) -> dict:
+    """The run's ``history.json`` (no epochs when it is missing or unreadable)."""
     try:
-        return len(json.loads((run_dir / "history.json").read_text())["epochs"])
-    except (OSError, ValueError, KeyError):
-        return 0
+        history = json.loads((run_dir / "history.json").read_text())
+        if isinstance(history.get("epochs"), list):
+            return history
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"epochs": []}
 
 
 def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:

@@ -4,8 +4,8 @@
 
 It runs the experiment exactly as the study's `cpu` profile does (same settings, so a finished
 `make study` is reused instead of retrained), evaluates it on the held-out test cases, and
-writes a slim inference checkpoint (the epoch with the lowest validation loss) plus a JSON record of how it was made to
-`angio/_data/checkpoints/`. `angio reconstruct` uses it when no --checkpoint is given.
+writes a slim inference checkpoint (the epoch with the lowest validation loss) plus a JSON
+record of how it was made to `angio/_data/checkpoints/`. `angio reconstruct` uses it when no --checkpoint is given.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     record = {
         "checkpoint": f"{args.name}.pt", "experiment": asdict(exp), "label": exp.label,
         "settings": asdict(settings) | {"results_dir": None}, "run": trained.run_dir.name,
-        "epochs": len(trained.history["epochs"]), "selected_epoch": trained.epoch, "history": trained.history["epochs"],
+        "epochs": len(trained.history["epochs"]), "selected_epoch": trained.epoch,
+        "history": trained.history["epochs"],
         "test_cases": test, "test_metrics_mean": experiments.mean_table(rows, by=("target",)),
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, torch {torch.__version__}", "angio_version": angio.__version__,

@@ -7,6 +7,7 @@ import pytest
 
 from angio import experiments, study
 from angio.experiments import Experiment, StudySettings
+from weights import assert_same_state
 
 
 def test_profiles_and_overrides(tmp_path):
@@ -76,10 +77,6 @@ def test_html_table_formats_numbers_and_leaves_text_alone():
     assert "<td>—</td>" in html and "<td>True</td>" in html and "A &lt;b&gt;" in html
 
 
-def _same_weights(a, b):
-    return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
-
-
 @pytest.mark.slow
 def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_path):
     import torch
@@ -91,9 +88,10 @@ def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_
     assert len(losses) == 3 and trained.epoch == history["best_epoch"] == losses.index(min(losses))
     assert trained.checkpoint == trained.run_dir / "best.pt"
     best = torch.load(trained.checkpoint, weights_only=True)["model"]
-    assert _same_weights(trained.model.state_dict(), best)
+    assert_same_state(trained.model.state_dict(), best)
     again = experiments.run_experiment(Experiment("dae", 2), s, progress=False)
-    assert again.reused and again.epoch == trained.epoch and _same_weights(again.model.state_dict(), best)
+    assert again.reused and again.epoch == trained.epoch
+    assert_same_state(again.model.state_dict(), best)
     # no validation cases: nothing to select with, the last epoch is evaluated
     last = experiments.run_experiment(Experiment("dae", 2), study.settings("tiny", results_dir=tmp_path, n_val=0),
                                       progress=False)

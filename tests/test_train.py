@@ -27,6 +27,7 @@ from angio.train import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import BlobDataset, tiny_config  # noqa: E402
+from weights import assert_same_state  # noqa: E402
 
 TIMING_KEYS = {"time_s", "wall_time_s", "voxels_per_s"}
 
@@ -42,12 +43,6 @@ def _one_thread():
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
-def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def _strip_timing(history: dict) -> list[dict]:
@@ -100,7 +95,7 @@ def test_loss_decreases_and_logs(tmp_path):
     model, loaded, info = load_checkpoint(tmp_path / "last.pt")
     assert loaded == config and info["epoch"] == 3 and info["global_step"] == 16
     assert not model.training
-    _assert_same_state(model.state_dict(), _weights(tmp_path / "last.pt"))
+    assert_same_state(model.state_dict(), _weights(tmp_path / "last.pt"))
     assert info["version"] == __import__("angio").__version__
     assert set(info["rng"]) == {"torch", "cuda", "numpy", "python"}
 
@@ -119,7 +114,7 @@ def test_same_seed_same_weights_and_history(tmp_path):
         config = tiny_config(str(tmp_path / name), epochs=2)
         runs.append(fit(config, BlobDataset(3), BlobDataset(1, seed=1), progress=False))
     assert _strip_timing(runs[0]) == _strip_timing(runs[1])
-    _assert_same_state(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
+    assert_same_state(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
     other = fit(tiny_config(str(tmp_path / "c"), epochs=2, seed=4), BlobDataset(3), progress=False)
     assert other["epochs"][-1]["train_loss"] != runs[0]["epochs"][-1]["train_loss"]
 
@@ -140,7 +135,7 @@ def test_resume_is_bit_identical(tmp_path, precision):
     assert _strip_timing(resumed) == _strip_timing(straight)
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
-    _assert_same_state(a["model"], b["model"])
+    assert_same_state(a["model"], b["model"])
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         for key in sa:
             assert torch.equal(sa[key], sb[key])
@@ -336,10 +331,10 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     init = [torch.load(tmp_path / f"rank{r}_init.pt", weights_only=True) for r in (0, 1)]
     final = [torch.load(tmp_path / f"rank{r}_final.pt", weights_only=True) for r in (0, 1)]
-    _assert_same_state(init[0], init[1])
-    _assert_same_state(final[0], final[1])
+    assert_same_state(init[0], init[1])
+    assert_same_state(final[0], final[1])
     assert any(not torch.equal(init[0][k], final[0][k]) for k in init[0] if init[0][k].is_floating_point())
-    _assert_same_state(final[0], _weights(tmp_path / "run" / "last.pt"))
+    assert_same_state(final[0], _weights(tmp_path / "run" / "last.pt"))
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [row["steps"] for row in history["epochs"]] == [3, 3]  # 5 items over 2 ranks, padded to 6
     assert history["epochs"][-1]["val_loss"] is not None
