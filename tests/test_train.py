@@ -339,3 +339,37 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     assert [row["steps"] for row in history["epochs"]] == [3, 3]  # 5 items over 2 ranks, padded to 6
     assert history["epochs"][-1]["val_loss"] is not None
     assert not list((tmp_path / "run").glob("rank*"))  # only rank 0 wrote the run folder
+
+
+# ----------------------------------------------------------------------------- selection + patience
+def test_select_by_dice_and_patience_stop(tmp_path):
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    config = tiny_config(str(tmp_path), epochs=30, lr=1e-2, select="dice", patience=2,
+                         metrics=("iou", "dice"))
+    history = fit(config, train, val, progress=False)
+    rows = history["epochs"]
+    dice = [r["val_dice"] for r in rows]
+    best = history["best_epoch"]
+    # best.pt is the first epoch with the highest validation Dice ...
+    assert best == int(np.argmax(dice))
+    # ... and training stops once `patience` validations bring no improvement (or at the end)
+    assert len(rows) == 30 or len(rows) - 1 - best == 2
+    _, _, info = load_checkpoint(tmp_path / "best.pt")
+    assert info["epoch"] == best
+
+
+def test_select_needs_its_metric():
+    with pytest.raises(ValueError, match="select"):
+        TrainConfig(select="dice", metrics=("iou",))
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)
+
+
+def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):
+    import angio.train as tr
+
+    monkeypatch.setattr(tr, "cpu_has_native_bf16", lambda: False)
+    assert tr.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(tr, "cpu_has_native_bf16", lambda: True)
+    assert tr.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert tr.resolve_precision("fp32", torch.device("cpu")) == "fp32"

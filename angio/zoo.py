@@ -1,0 +1,362 @@
+"""The model zoo: trained weights shipped with the package, each with its recipe and record.
+
+A reproducible study does not retrain a dozen 3D networks every time it runs: it needs the
+weights, the exact recipe that made them and one command that remakes them (the MONAI
+"bundle" idea: weights + recipe + record). A :class:`Recipe` fixes everything that changes
+the weights (experiment, volume spec, split, seed, patch size, selection rule, patience);
+:func:`train_recipe` trains it (resumable, into ``results/zoo/<name>/``) until the validation
+Dice stops improving, and :func:`publish` evaluates the selected epoch on the held-out test
+cases, writes the slim checkpoint ``angio/_data/zoo/<name>.pt`` and its record
+``<name>.json``:
+
+- ``recipe``: the recipe as a dict (and the :class:`~angio.train.TrainConfig` it made);
+- ``split``: the train, validation and test case ids;
+- ``training``: epochs run, the selected epoch, optimizer steps, wall time, whether the
+  patience rule stopped it, the hardware and library versions, and the validation curve;
+- ``test``: per-case metrics on the test cases against the exact and the Otsu mask,
+  computed with the *shipped* weights (so :func:`check_entry` can reproduce them);
+- ``commit`` (the git commit of the code that trained it, ``+dirty`` when the tree had
+  uncommitted changes) and ``sha256`` of the ``.pt`` file.
+
+Command line: ``angio train --recipe NAME`` (train and publish one entry),
+``angio zoo list`` (the shipped entries).
+
+Selection uses the validation split only; the test cases are evaluated once, after the
+epoch has been chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import angio
+from angio.atomic import atomic_write_text
+from angio.errors import InputError
+from angio.experiments import Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
+from angio.pipeline import VesselDataset, VolumeSpec
+from angio.train import export_checkpoint, fit, load_checkpoint
+
+__all__ = ["Recipe", "RECIPES", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
+           "check_entry", "ZooEntry", "DEFAULT_SPEC"]
+
+ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The study's default grid: 192^3 voxels of 0.5 mm over the central 96 mm (circle of
+#: Willis, carotid siphons, M1-M2, A1-A2, basilar, P1-P2). At this size the exact mask of
+#: a BraVa tree is a connected tree (a few tens of pieces, the largest holding about 90%
+#: of the vessel voxels); at 1.5 mm it falls apart into dots.
+DEFAULT_SPEC = VolumeSpec(size=192, fov_mm=96.0, center="major")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that makes one zoo entry.
+
+    Parameters
+    ----------
+    name : str
+        Entry name (file stem in :data:`ZOO_DIR`).
+    description : str
+        One line for tables and the book.
+    experiment : Experiment
+        Model, views, input channels, loss and target.
+    settings : StudySettings
+        Volume spec, split sizes, augmentation variants, patch size, seed; ``epochs`` is the
+        upper bound on epochs (the patience rule usually stops earlier).
+    select : {"dice", "iou", "loss"}
+        Validation quantity that picks the shipped epoch.
+    patience : int
+        Stop after this many validations without a new best.
+    val_every : int
+        Validate every this many epochs.
+    fp16 : bool
+        Store the shipped weights in float16 (they are computed with in float32).
+    """
+
+    name: str
+    description: str
+    experiment: Experiment
+    settings: StudySettings
+    select: str = "dice"
+    patience: int = 5
+    val_every: int = 2
+    fp16: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["settings"].pop("results_dir")
+        d["experiment"]["model_kwargs"] = dict(self.experiment.model_kwargs)
+        return d
+
+    def run_settings(self, results_dir: str | os.PathLike) -> StudySettings:
+        return replace(self.settings, results_dir=str(results_dir))
+
+
+def _unet_settings(**changes) -> StudySettings:
+    base = StudySettings(spec=DEFAULT_SPEC, epochs=80, variants=4, n_test=5, n_val=3, patch_size=64,
+                         inference_patch=None, precision="auto", seed=0, output_prior=0.005)
+    return replace(base, **changes)
+
+
+_SMALL_UNET = (("base_channels", 8), ("depth", 4))
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r for r in [
+        Recipe("unet-biplane",
+               "residual U-Net (8 base channels, depth 4) on the sum and min back-projections of "
+               "2 views (0 and 90 deg), Dice + BCE against the exact mask, 64^3 patches at 0.5 mm",
+               Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
+                          model_kwargs=_SMALL_UNET),
+               _unet_settings()),
+        Recipe("unet-3view",
+               "the same U-Net on 3 views (0, 45, 90 deg)",
+               Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
+                          model_kwargs=_SMALL_UNET),
+               _unet_settings()),
+    ]
+}
+
+
+def _recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise InputError(f"unknown recipe {name!r}; available: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def _config(recipe: Recipe, settings: StudySettings, run_dir: Path):
+    cfg = train_config(recipe.experiment, settings, run_dir)
+    return replace(cfg, select=recipe.select, patience=recipe.patience, val_every=recipe.val_every,
+                   metrics=("iou", "dice"))
+
+
+def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progress: bool = True,
+                 max_epochs: int | None = None) -> Trained:
+    """Train recipe ``name`` (resuming an interrupted run) and return the selected weights.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RECIPES`.
+    results_dir : path-like
+        Root of the run (``<results_dir>/zoo/<name>/``) and the volume cache.
+    progress : bool
+        tqdm progress bars and one line per epoch.
+    max_epochs : int, optional
+        Stop after this many epochs in total even if the patience rule has not fired (a
+        time budget); the run can be resumed later with a larger bound.
+    """
+    recipe = _recipe(name)
+    settings = recipe.run_settings(results_dir)
+    run_dir = Path(results_dir) / "zoo" / name
+    config = _config(recipe, settings, run_dir)
+    if max_epochs is not None:
+        config = replace(config, epochs=min(config.epochs, int(max_epochs)))
+    train, val, _ = study_split(settings)
+    cache = settings.cache()
+    exp = recipe.experiment
+
+    def make(cases: list[str], variants: int) -> VesselDataset:
+        return VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target,
+                             variants=variants, cache=cache, seed=settings.seed)
+
+    started = time.perf_counter()
+    history = fit(config, make(train, settings.variants), make(val, 0), resume=True, progress=progress)
+    history["session_wall_s"] = time.perf_counter() - started
+    chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+    model, _, info = load_checkpoint(chosen)
+    return Trained(exp, model, history, run_dir, reused=False, checkpoint=chosen, epoch=info.get("epoch"))
+
+
+def _git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _hardware() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0)
+            if torch.cuda.is_available() else None, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "angio": angio.__version__}
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _to_fp16(path: Path) -> None:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    payload["weights_dtype"] = "float16"
+    torch.save(payload, path)
+
+
+def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
+            log: Callable[[str], None] = print) -> Path:
+    """Export the selected epoch of a trained recipe to the zoo, with its record.
+
+    The slim checkpoint (weights in float16 when the recipe says so) is loaded back and
+    evaluated on every test case against both ground truths; those metrics, not the
+    training run's, go into the record. Returns the record's path.
+    """
+    recipe = _recipe(name)
+    settings = recipe.run_settings(results_dir)
+    run_dir = Path(results_dir) / "zoo" / name
+    chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+    if not chosen.exists():
+        raise InputError(f"{run_dir}: no trained run of recipe {name!r}; run `angio train --recipe {name}` first")
+    out = Path(out_dir) if out_dir is not None else ZOO_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / f"{name}.pt"
+    tmp = out / f".{name}.pt.tmp"
+    export_checkpoint(chosen, tmp)
+    if recipe.fp16:
+        _to_fp16(tmp)
+    model, config, info = load_checkpoint(tmp)
+    history = info["history"]
+    train, val, test = study_split(settings)
+    trained = Trained(recipe.experiment, model, history, run_dir, reused=True, checkpoint=tmp,
+                      epoch=info.get("epoch"))
+    t0 = time.perf_counter()
+    rows, _ = evaluate_model(trained, settings, test)
+    eval_s = time.perf_counter() - t0
+    os.replace(tmp, pt)
+    rows_epochs = history["epochs"]
+    record = {
+        "name": name,
+        "description": recipe.description,
+        "label": recipe.experiment.label,
+        "recipe": recipe.to_dict(),
+        "train_config": {k: v for k, v in config.to_dict().items() if k != "out_dir"},
+        "split": {"train": train, "val": val, "test": test},
+        "seed": settings.seed,
+        "resolution": {"size": settings.spec.size, "fov_mm": settings.spec.fov_mm,
+                       "voxel_mm": settings.spec.voxel_mm},
+        "training": {
+            "epochs_run": len(rows_epochs),
+            "selected_epoch": info.get("epoch"),
+            "selected_by": f"validation {recipe.select}",
+            "optimizer_steps": rows_epochs[-1]["global_step"] if rows_epochs else 0,
+            "wall_time_s": rows_epochs[-1]["wall_time_s"] if rows_epochs else 0.0,
+            "stopped_by_patience": _stopped(history, recipe),
+            "hardware": _hardware(),
+            "curve": rows_epochs,
+        },
+        "test": {"cases": test, "rows": rows, "eval_wall_s": eval_s},
+        "weights_dtype": "float16" if recipe.fp16 else "float32",
+        "commit": _git_commit(),
+        "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "file": pt.name,
+        "sha256": sha256(pt),
+    }
+    path = out / f"{name}.json"
+    atomic_write_text(path, json.dumps(record, indent=1, default=float))
+    for target in ("exact", "otsu"):
+        vals = [r for r in rows if r["target"] == target]
+        log(f"[zoo] {name} test vs {target}: " + ", ".join(
+            f"{m} {np.mean([r[m] for r in vals]):.3f}" for m in ("dice", "iou", "cldice")))
+    return path
+
+
+def _stopped(history: dict, recipe: Recipe) -> bool:
+    best = history.get("best_epoch")
+    if best is None:
+        return False
+    later = [r for r in history["epochs"] if r["epoch"] > best and r.get("val_loss") is not None]
+    return len(later) >= recipe.patience
+
+
+@dataclass
+class ZooEntry:
+    """A shipped model: its record and the paths of its files."""
+
+    name: str
+    record: dict[str, Any]
+    checkpoint: Path
+    spec: VolumeSpec = field(default_factory=VolumeSpec)
+
+    @property
+    def experiment(self) -> Experiment:
+        e = dict(self.record["recipe"]["experiment"])
+        e["model_kwargs"] = tuple(sorted(e.get("model_kwargs", {}).items()))
+        return Experiment(**e)
+
+    @property
+    def settings(self) -> StudySettings:
+        s = dict(self.record["recipe"]["settings"])
+        return StudySettings.from_dict(s)
+
+
+def entries(folder: str | os.PathLike | None = None) -> dict[str, ZooEntry]:
+    """The shipped zoo entries ``{name: ZooEntry}`` (records read, weights not loaded)."""
+    folder = Path(folder) if folder is not None else ZOO_DIR
+    out = {}
+    for rec in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(rec.read_text())
+        except ValueError as exc:
+            raise InputError(f"{rec}: unreadable zoo record ({exc})") from exc
+        spec = VolumeSpec(**record["recipe"]["settings"]["spec"])
+        out[record["name"]] = ZooEntry(record["name"], record, folder / record["file"], spec)
+    return out
+
+
+def load_entry(name: str, *, folder: str | os.PathLike | None = None, verify: bool = True):
+    """``(model, entry)`` of a shipped entry; with ``verify`` the file's sha256 is checked first.
+
+    The weights are converted to float32 for inference.
+    """
+    found = entries(folder)
+    if name not in found:
+        raise InputError(f"no zoo entry {name!r}; shipped: {', '.join(sorted(found)) or 'none'}")
+    entry = found[name]
+    if verify:
+        digest = sha256(entry.checkpoint)
+        if digest != entry.record["sha256"]:
+            raise InputError(f"{entry.checkpoint}: sha256 {digest[:12]}... does not match its record "
+                             f"({entry.record['sha256'][:12]}...); the file is corrupt or was replaced")
+    model, _, _ = load_checkpoint(entry.checkpoint)
+    return model.float(), entry
+
+
+def check_entry(name: str, case: str | None = None, *, results_dir: str | os.PathLike | None = None,
+                folder: str | os.PathLike | None = None) -> tuple[dict, dict]:
+    """Re-evaluate a shipped entry on one test case; ``(recorded_row, measured_row)`` vs the exact mask."""
+    model, entry = load_entry(name, folder=folder)
+    settings = entry.settings if results_dir is None else replace(entry.settings, results_dir=str(results_dir))
+    case = case or entry.record["test"]["cases"][0]
+    trained = Trained(entry.experiment, model, {}, entry.checkpoint.parent, reused=True)
+    rows, _ = evaluate_model(trained, settings, [case], targets=("exact",))
+    recorded = next(r for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
+    return recorded, rows[0]
