@@ -41,6 +41,8 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.recipe:
+        return _train_recipe(args)
     from angio.experiments import run_experiment
 
     trained = run_experiment(_experiment(args), _settings(args), force=args.force)
@@ -50,6 +52,39 @@ def cmd_train(args) -> int:
                       "selected": {"checkpoint": str(trained.checkpoint), "epoch": trained.epoch}},
                      indent=1, default=str))
     return 0
+
+
+def _train_recipe(args) -> int:
+    from angio import zoo
+
+    trained = zoo.train_recipe(args.recipe, results_dir=args.results, progress=True,
+                               max_epochs=args.max_epochs)
+    print(f"trained {args.recipe}: selected epoch {trained.epoch} ({trained.checkpoint})")
+    if not args.no_publish:
+        record = zoo.publish(args.recipe, results_dir=args.results)
+        print(f"published {record.with_suffix('.pt')} and {record}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from angio import zoo
+
+    if args.action == "list":
+        for name, entry in zoo.entries().items():
+            rec = entry.record
+            exact = [r for r in rec["test"]["rows"] if r["target"] == "exact"]
+            dice = sum(r["dice"] for r in exact) / max(len(exact), 1)
+            print(f"{name}: {rec['label']}, {rec['resolution']['size']}^3 at {rec['resolution']['voxel_mm']:g} mm, "
+                  f"epoch {rec['training']['selected_epoch']} of {rec['training']['epochs_run']}, "
+                  f"test Dice (exact) {dice:.3f}, sha256 {rec['sha256'][:12]}")
+        for name in sorted(set(zoo.RECIPES) - set(zoo.entries())):
+            print(f"{name}: recipe only (not shipped): angio train --recipe {name}")
+        return 0
+    recorded, measured = zoo.check_entry(args.name, args.case, results_dir=args.results)
+    diff = max(abs(recorded[m] - measured[m]) for m in ("dice", "iou", "mse", "mae"))
+    print(json.dumps({"case": measured["case"], "recorded_dice": recorded["dice"],
+                      "measured_dice": measured["dice"], "max_abs_difference": diff}))
+    return 0 if diff <= 1e-4 else 1
 
 
 def cmd_evaluate(args) -> int:
@@ -77,12 +112,22 @@ def cmd_evaluate(args) -> int:
 def cmd_reconstruct(args) -> int:
     from angio.reconstruct import read_images, reconstruct, write_outputs
 
-    images = read_images(args.images)
+    from angio.errors import InputError
+
+    if not (0.0 < args.level < 1.0):
+        raise InputError(f"--level must be a probability in (0, 1), got {args.level}")
+    if args.patch is not None and args.patch < 1:
+        raise InputError(f"--patch must be a positive number of voxels, got {args.patch}")
+    images = read_images(args.images, normalize=True)
     result = reconstruct(images, args.angles, args.checkpoint, vessels=args.vessels, device=args.device,
-                         patch_size=args.patch)
+                         patch_size=args.patch, allow_other_views=args.allow_other_views)
     out = write_outputs(result, args.out, overwrite=args.overwrite, level=args.level)
-    print(f"wrote {out}: probability.npz, dicom/, surface.stl, surface.vtp "
-          f"({(result.probability >= args.level).sum()} voxels >= {args.level})")
+    voxels = int((result.probability >= args.level).sum())
+    files = "probability.npz, dicom/, surface.stl, surface.vtp" if voxels else "probability.npz, dicom/ (no surface: empty)"
+    print(f"model: {result.model}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {out}: {files} ({voxels} voxels >= {args.level})")
     return 0
 
 
@@ -121,7 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (reuses a finished run with the same settings)")
     _common(p)
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.add_argument("--recipe", help="train (or resume) a model-zoo recipe and publish it to the zoo "
+                   "(the other model options are then taken from the recipe)")
+    p.add_argument("--max-epochs", type=int, help="with --recipe: stop after this many epochs in total")
+    p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("zoo", help="the shipped models: list them, or re-check one against its record")
+    p.add_argument("action", choices=["list", "check"])
+    p.add_argument("name", nargs="?", default="unet-biplane", help="entry to check")
+    p.add_argument("--case", help="test case to re-evaluate (default: the first of the record)")
+    p.add_argument("--results", default="results", help="volume cache folder")
+    p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("evaluate", help="metrics per test case and their mean, as JSON and CSV")
     _common(p)
@@ -133,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="2D angiograms + angles -> 3D probability volume and mesh")
     p.add_argument("images", nargs="+", help="PNG/TIFF/DICOM images, one per view")
     p.add_argument("--angles", type=float, nargs="+", required=True, help="view angles in degrees, one per image")
-    p.add_argument("--checkpoint", help="trained checkpoint (default: the shipped biplane model)")
+    p.add_argument("--checkpoint", help="trained checkpoint (default: the zoo's model for this many views)")
+    p.add_argument("--allow-other-views", action="store_true",
+                   help="use the model even for views it was not trained for (warned in README.json)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--vessels", default="bright", choices=["bright", "dark"], help="contrast in the images")
     p.add_argument("--level", type=float, default=0.5, help="probability of the surface")

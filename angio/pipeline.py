@@ -38,7 +38,7 @@ from angio.projection import backproject, mip, view_angles
 from angio.segment import otsu_mask
 from angio.voxelize import DEFAULT_FOV_MM, Grid, voxelize_tree
 
-__all__ = ["VolumeSpec", "CaseVolumes", "build_case", "network_input", "VolumeCache",
+__all__ = ["VolumeSpec", "CaseVolumes", "build_case", "network_input", "inputs_from_projections", "VolumeCache",
            "VesselDataset", "INPUT_MODES", "TARGETS", "case_seed"]
 
 INPUT_MODES = ("sum", "min")
@@ -203,10 +203,39 @@ def network_input(unit_volume: np.ndarray | torch.Tensor, n_views: int | None = 
         raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
     angles = view_angles(n_views) if angles is None else np.asarray(angles, dtype=float)
     proj = mip(unit_volume, angles, device=device)
-    channels = np.stack([np.asarray(backproject(proj, angles, mode=m, device=device)) for m in modes])
+    channels = inputs_from_projections(proj, angles, modes=modes, device=device)
     if return_projections:
         return channels, np.asarray(proj)
     return channels
+
+
+def inputs_from_projections(projections: np.ndarray | torch.Tensor, angles, *,
+                            modes: tuple[str, ...] = ("sum",),
+                            device: str | torch.device | None = None) -> np.ndarray:
+    """Network inputs from views: the one path shared by training, evaluation and ``reconstruct``.
+
+    Parameters
+    ----------
+    projections : ndarray or Tensor, shape (n_views, N, N)
+        Views ``P[t, z, j]`` in ``[0, 1]`` (MIPs of a unit volume, or a user's images
+        prepared by :func:`angio.reconstruct.prepare_projections`).
+    angles : array-like, shape (n_views,)
+        View angles in degrees.
+    modes : tuple of {"sum", "min"}
+        Back-projections to stack as channels, in this order.
+    device : str or torch.device, optional
+        Where to compute.
+
+    Returns
+    -------
+    ndarray, shape (len(modes), N, N, N), float32
+        Each channel normalized to ``[0, 1]`` (:func:`angio.projection.backproject`).
+    """
+    bad = [m for m in modes if m not in INPUT_MODES]
+    if not modes or bad:
+        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+    angles = np.asarray(angles, dtype=float)
+    return np.stack([np.asarray(backproject(projections, angles, mode=m, device=device)) for m in modes])
 
 
 class VolumeCache:

@@ -2,10 +2,19 @@
 
 Inputs are 2D images (PNG, TIFF, or single-frame DICOM) with their view angles in degrees,
 about the patient's long axis, as the training data (:mod:`angio.projection`). Images are
-read as displayed (head up: the first row is superior), converted to grey, resampled to the
-model's ``N x N`` detector, optionally inverted (subtracted angiograms usually show contrast
-dark; the model expects vessels bright), and mapped to ``[0, 1]``. They are back-projected
-as the model was trained (sum, min or both) and the model predicts vessel probabilities.
+read as displayed (head up: the first row is superior; DICOM MONOCHROME1 inverted),
+converted to grey, mapped to ``[0, 1]`` (integer images by their full scale, e.g. 255 for
+8-bit PNG, so a view exported from a ``[0, 1]`` projection comes back unchanged; other
+images min-max), resampled to the model's ``N x N`` detector and optionally inverted
+(subtracted angiograms usually show contrast dark; the model expects vessels bright). They
+then take the training data's own path to the network
+(:func:`angio.pipeline.inputs_from_projections`).
+
+Which model: without ``checkpoint``, the model zoo's entry for the number of views given
+(:data:`angio.zoo.DEFAULT_MODELS`: the biplane U-Net for 2 views, the 3-view U-Net for 3),
+at the resolution it was trained for (192^3 voxels of 0.5 mm). A model is only used with
+the view count and angles it was trained for (within 1 degree); ``allow_other_views``
+overrides that, and the output record then carries a warning.
 
 Outputs (written to a temporary folder and renamed into place, so a failure leaves nothing
 half-written): ``probability.npz`` (``probability`` ``(N, N, N)`` float32, ``spacing_mm``,
@@ -28,7 +37,10 @@ from angio.atomic import atomic_folder
 from angio.errors import InputError
 
 __all__ = ["read_images", "prepare_projections", "reconstruct", "write_outputs",
-           "shipped_checkpoint", "Reconstruction"]
+           "shipped_checkpoint", "Reconstruction", "ANGLE_TOLERANCE_DEG"]
+
+ANGLE_TOLERANCE_DEG = 1.0
+"""How far a view may be from the angle a model was trained for."""
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 _IMAGE_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
@@ -41,21 +53,32 @@ def shipped_checkpoint() -> Path:
         return Path(path)
 
 
-def _read_one(path: Path) -> np.ndarray:
+def _read_one(path: Path) -> tuple[np.ndarray, float | None]:
+    """Grey image as displayed, and its full scale (integer images) or ``None`` (float images)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    full: float | None = None
     try:
         if path.suffix.lower() in _DICOM_SUFFIXES:
             import pydicom
 
             ds = pydicom.dcmread(path)
-            img = ds.pixel_array.astype(np.float32)
+            raw = ds.pixel_array
+            img = raw.astype(np.float32)
             if img.ndim == 3 and getattr(ds, "NumberOfFrames", 1) > 1:
                 raise InputError(f"{path}: multi-frame DICOM ({img.shape[0]} frames); give one image per view")
+            if np.issubdtype(raw.dtype, np.integer):
+                full = float(2 ** int(getattr(ds, "BitsStored", raw.dtype.itemsize * 8)) - 1)
+            if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+                # MONOCHROME1: the minimum value is displayed white; read it as displayed
+                img = (full if full is not None else float(img.max() + img.min())) - img
         elif path.suffix.lower() in _IMAGE_PLUGINS:
             import imageio.v3 as iio
 
-            img = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]), dtype=np.float32)
+            raw = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]))
+            if np.issubdtype(raw.dtype, np.integer):
+                full = float(np.iinfo(raw.dtype).max)
+            img = raw.astype(np.float32)
         else:
             raise InputError(f"{path}: unsupported image type {path.suffix!r} "
                              f"(use {', '.join(sorted(_IMAGE_PLUGINS))} or DICOM)")
@@ -69,21 +92,30 @@ def _read_one(path: Path) -> np.ndarray:
         raise InputError(f"{path}: expected a 2D grey or colour image, got shape {img.shape}")
     if not np.isfinite(img).all():
         raise InputError(f"{path}: image holds non-finite values")
-    return img
+    return img, full
 
 
-def read_images(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+def read_images(paths: Sequence[str | os.PathLike], *, normalize: bool = False) -> np.ndarray:
     """Read 2D angiograms; all must have the same size.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        PNG, TIFF or single-frame DICOM files, one per view.
+    normalize : bool
+        Map integer images to ``[0, 1]`` by their full scale (``2**bits - 1``); float
+        images are left as stored.
 
     Returns
     -------
     ndarray, shape (n_views, H, W), float32
-        Images as stored (first row at the top).
+        Images as displayed (first row at the top), as stored or normalized.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no images given")
-    images = [_read_one(p) for p in paths]
+    read = [_read_one(p) for p in paths]
+    images = [img / full if normalize and full else img for img, full in read]
     shapes = {p.name: im.shape for p, im in zip(paths, images)}
     if len(set(shapes.values())) > 1:
         listing = ", ".join(f"{name} {h}x{w}" for name, (h, w) in shapes.items())
@@ -95,8 +127,9 @@ def prepare_projections(images: np.ndarray, n: int, *, vessels: str = "bright") 
     """Turn images ``(n_views, H, W)`` into model projections ``P[t, z, j]`` of ``(n_views, n, n)``.
 
     Each image is flipped so that ``z`` runs inferior -> superior, resized to ``n x n``
-    (anti-aliased), inverted when ``vessels="dark"``, and mapped to ``[0, 1]`` (min-max per
-    image).
+    (anti-aliased), kept as is when it already lies in ``[0, 1]`` (as :func:`read_images`
+    with ``normalize=True`` gives for integer images) and min-max mapped to ``[0, 1]``
+    otherwise, then inverted when ``vessels="dark"``.
     """
     from skimage.transform import resize
 
@@ -104,9 +137,13 @@ def prepare_projections(images: np.ndarray, n: int, *, vessels: str = "bright") 
         raise ValueError(f"vessels must be 'bright' or 'dark', got {vessels!r}")
     out = np.empty((len(images), n, n), np.float32)
     for k, img in enumerate(images):
-        small = resize(img[::-1], (n, n), anti_aliasing=True, preserve_range=True).astype(np.float32)
+        small = img[::-1]
+        if small.shape != (n, n):
+            small = resize(small, (n, n), anti_aliasing=True, preserve_range=True)
+        small = np.asarray(small, dtype=np.float32)
         lo, hi = float(small.min()), float(small.max())
-        small = (small - lo) / (hi - lo) if hi > lo else np.zeros_like(small)
+        if lo < 0.0 or hi > 1.0:
+            small = (small - lo) / (hi - lo) if hi > lo else np.zeros_like(small)
         out[k] = 1.0 - small if vessels == "dark" else small
     return out
 
@@ -119,49 +156,116 @@ class Reconstruction:
     spacing_mm: float
     angles_deg: np.ndarray
     inputs: np.ndarray
+    model: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def _check_views(angles: np.ndarray, trained: np.ndarray, what: str, allow: bool) -> list[str]:
+    """Refuse (or, with ``allow``, warn about) views the model was not trained for."""
+    if len(angles) != len(trained):
+        problem = (f"{what} was trained on {len(trained)} views at {trained.tolist()} deg; "
+                   f"{len(angles)} images were given")
+    elif np.abs(np.sort(angles) - np.sort(trained)).max() > ANGLE_TOLERANCE_DEG:
+        problem = (f"{what} was trained on views at {trained.tolist()} deg; the images are at "
+                   f"{angles.tolist()} deg (more than {ANGLE_TOLERANCE_DEG:g} deg apart)")
+    else:
+        return []
+    if not allow:
+        raise InputError(f"{problem}; give the views it was trained for, choose another model "
+                         f"({_available()}), or pass --allow-other-views to use it anyway")
+    return [f"model used outside its training views: {problem}"]
+
+
+def _available() -> str:
+    from angio.zoo import DEFAULT_MODELS, entries
+
+    shipped = entries()
+    views = [f"{n} views: {name}" for n, name in sorted(DEFAULT_MODELS.items()) if name in shipped]
+    return "shipped models: " + ("; ".join(views) if views else "none")
+
+
+def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
+    """``(model, n, fov_mm, modes, training angles, description)`` of the model to use."""
+    from angio.projection import view_angles
+    from angio.train import load_checkpoint
+
+    if checkpoint is None:
+        from angio.zoo import DEFAULT_MODELS, entries, load_entry
+
+        shipped = entries()
+        name = DEFAULT_MODELS.get(n_images)
+        if name is None or name not in shipped:
+            raise InputError(f"no shipped model takes {n_images} view(s) ({_available()}); "
+                             "give --checkpoint for a model of your own")
+        model, entry = load_entry(name)
+        exp, spec = entry.experiment, entry.spec
+        desc = (f"zoo model {name!r} ({entry.record['label']}, {spec.size}^3 voxels of "
+                f"{spec.voxel_mm:g} mm over {spec.fov_mm:g} mm)")
+        return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc
+    path = Path(checkpoint)
+    model, config, _ = load_checkpoint(path)
+    data = config.data or {}
+    spec = data.get("spec")
+    if not spec:
+        raise InputError(f"{path}: checkpoint has no data description (spec, modes); train it with angio")
+    n = int(spec["size"])
+    trained = view_angles(int(data["n_views"])) if data.get("n_views") else None
+    desc = f"checkpoint {path.name} ({n}^3 voxels of {float(spec['fov_mm']) / n:g} mm)"
+    return model, n, float(spec["fov_mm"]), tuple(data.get("modes", ("sum",))), trained, desc
 
 
 def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | os.PathLike | None = None,
                 *, vessels: str = "bright", device: str | None = None,
-                patch_size: int | None = None) -> Reconstruction:
-    """Vessel probabilities from 2D views with a trained checkpoint.
+                patch_size: int | None = None, allow_other_views: bool = False) -> Reconstruction:
+    """Vessel probabilities from 2D views with a trained model.
 
     Parameters
     ----------
     images : ndarray, shape (n_views, H, W)
-        From :func:`read_images`.
+        From :func:`read_images` (``normalize=True`` for integer image files).
     angles : sequence of float
         View angles in degrees, one per image.
     checkpoint : path-like, optional
-        A checkpoint from :func:`angio.train.fit`; default :func:`shipped_checkpoint`.
+        A checkpoint from :func:`angio.train.fit`; default: the zoo's model for this
+        number of views (:data:`angio.zoo.DEFAULT_MODELS`).
     vessels : {"bright", "dark"}
         How contrast appears in the images.
     device : str, optional
         ``"cpu"``, ``"cuda"``... (default: CUDA when available).
     patch_size : int, optional
         Sliding-window size for large volumes.
-    """
-    import torch
+    allow_other_views : bool
+        Use the model even with a view count or angles it was not trained for (recorded
+        in :attr:`Reconstruction.warnings`).
 
+    Raises
+    ------
+    angio.InputError
+        Angles that are not finite or repeat, one angle per image missing, or views the
+        model was not trained for (without ``allow_other_views``).
+    """
     from angio.inference import predict_volume
-    from angio.projection import backproject
-    from angio.train import load_checkpoint
+    from angio.pipeline import inputs_from_projections
+    from angio.train import resolve_device
 
     angles = np.asarray(angles, dtype=float).ravel()
     if len(angles) != len(images):
         raise InputError(f"{len(images)} images but {len(angles)} angles; give one angle per image")
-    path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint()
-    model, config, _ = load_checkpoint(path)
-    data = config.data or {}
-    spec = data.get("spec")
-    if not spec:
-        raise InputError(f"{path}: checkpoint has no data description (spec, modes); train it with angio")
-    n, modes = int(spec["size"]), tuple(data.get("modes", ("sum",)))
+    if not np.isfinite(angles).all():
+        raise InputError(f"angles must be finite numbers of degrees, got {angles.tolist()}")
+    if len(np.unique(np.round(angles, 6))) != len(angles):
+        raise InputError(f"angles repeat ({angles.tolist()}); each view needs its own angle")
+    try:
+        torch_device = resolve_device(device or "auto")
+    except (ValueError, RuntimeError) as exc:
+        raise InputError(f"--device {device!r}: {exc}") from None
+    model, n, fov_mm, modes, trained, desc = _load_model(len(images), checkpoint)
+    warnings = _check_views(angles, trained, desc, allow_other_views) if trained is not None else []
     proj = prepare_projections(images, n, vessels=vessels)
-    inputs = np.stack([backproject(proj, angles, mode=m) for m in modes])
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    prob = predict_volume(model, inputs, patch_size=patch_size, device=device)
-    return Reconstruction(prob.astype(np.float32), float(spec["fov_mm"]) / n, angles, inputs)
+    inputs = inputs_from_projections(proj, angles, modes=modes)
+    prob = predict_volume(model, inputs, patch_size=patch_size, device=torch_device)
+    return Reconstruction(prob.astype(np.float32), fov_mm / n, angles, inputs, model=desc,
+                          warnings=tuple(warnings))
 
 
 def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwrite: bool = False,
@@ -187,6 +291,7 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
             save_mesh(mesh, tmp / "surface.vtp")
         (tmp / "README.json").write_text(json.dumps({
             "probability": "probability.npz: (N, N, N) float32 [z, y, x], z inferior->superior",
+            "model": result.model, "warnings": list(result.warnings),
             "spacing_mm": h, "angles_deg": result.angles_deg.tolist(), "surface_level": level,
             "surface": "surface.stl / surface.vtp (points x, y, z in mm)" if mesh.n_points else "empty: no voxel reached the level",
         }, indent=1))

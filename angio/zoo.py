@@ -49,7 +49,7 @@ from angio.experiments import Experiment, StudySettings, Trained, evaluate_model
 from angio.pipeline import VesselDataset, VolumeSpec
 from angio.train import export_checkpoint, fit, load_checkpoint
 
-__all__ = ["Recipe", "RECIPES", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
+__all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC"]
 
 ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
@@ -129,6 +129,10 @@ RECIPES: dict[str, Recipe] = {
                _unet_settings()),
     ]
 }
+
+
+#: The model ``angio reconstruct`` uses for a number of views (chosen on the validation split).
+DEFAULT_MODELS: dict[int, str] = {2: "unet-biplane", 3: "unet-3view"}
 
 
 def _recipe(name: str) -> Recipe:
@@ -244,7 +248,8 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
     if recipe.fp16:
         _to_fp16(tmp)
     model, config, info = load_checkpoint(tmp)
-    history = info["history"]
+    # the full curve is in the run's history (best.pt holds it only up to its own epoch)
+    history = json.loads((run_dir / "history.json").read_text())
     train, val, test = study_split(settings)
     trained = Trained(recipe.experiment, model, history, run_dir, reused=True, checkpoint=tmp,
                       epoch=info.get("epoch"))

@@ -116,25 +116,120 @@ def test_train_evaluate_prepare_and_reconstruct_end_to_end(tmp_path, capsys):
     assert proj.shape == (2, 32, 32)
 
 
-def test_shipped_checkpoint_reconstructs_a_held_out_case_from_two_pngs(tmp_path, capsys):
-    """`angio reconstruct` right after install: two PNG views -> probability volume and mesh."""
-    from angio import metrics, study
-    from angio.pipeline import build_case
-    from angio.projection import mip
-    from angio.reconstruct import shipped_checkpoint
+def _held_out_views(tmp_path, n_views=2):
+    """A test case of the zoo's biplane model, its volumes and its MIPs written as files."""
+    import imageio.v3 as iio
 
-    record = json.loads(shipped_checkpoint().with_suffix(".json").read_text())
-    case = record["test_cases"][0]  # never seen in training
-    vols = build_case(case, study.settings("cpu").spec)
-    for k, view in enumerate(mip(vols.unit_intensity(), [0, 90])):
+    from angio import zoo
+    from angio.pipeline import build_case
+    from angio.projection import mip, view_angles
+
+    entry = zoo.entries()[zoo.DEFAULT_MODELS[n_views]]
+    case = entry.record["test"]["cases"][0]  # never seen in training or model selection
+    vols = build_case(case, entry.spec, seed=entry.settings.seed)
+    angles = view_angles(n_views)
+    views = mip(vols.unit_intensity(), angles)
+    files = {"tif": [], "png": []}
+    for k, view in enumerate(views):
+        iio.imwrite(tmp_path / f"view{k}.tif", np.ascontiguousarray(view[::-1], dtype=np.float32))
         write_png(tmp_path / f"view{k}.png", (255 * view[::-1]).round())  # head up, 8 bit
-    out = tmp_path / "recon"
-    code = cli.main(["reconstruct", str(tmp_path / "view0.png"), str(tmp_path / "view1.png"),
-                     "--angles", "0", "90", "--out", str(out)])
+        files["tif"].append(str(tmp_path / f"view{k}.tif"))
+        files["png"].append(str(tmp_path / f"view{k}.png"))
+    return entry, vols, angles, files
+
+
+@pytest.mark.slow
+def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
+    """A held-out case projected, saved, read back and reconstructed = the study's own path."""
+    from angio import zoo
+    from angio.experiments import Trained, predict_case
+    from angio.pipeline import network_input
+
+    entry, vols, angles, files = _held_out_views(tmp_path)
+    model, _ = zoo.load_entry(entry.name)
+    study = predict_case(model, network_input(vols.unit_intensity(), 2, modes=entry.experiment.modes),
+                         entry.settings)
+    code = cli.main(["reconstruct", *files["tif"], "--angles", "0", "90", "--out", str(tmp_path / "tif")])
     assert code == 0, capsys.readouterr().err
+    assert "unet-biplane" in capsys.readouterr().out  # says which model and resolution
+    with np.load(tmp_path / "tif" / "probability.npz") as z:
+        np.testing.assert_allclose(z["probability"], study, atol=1e-4)
+        assert float(z["spacing_mm"]) == pytest.approx(entry.spec.voxel_mm)
+    readme = json.loads((tmp_path / "tif" / "README.json").read_text())
+    assert "unet-biplane" in readme["model"] and readme["warnings"] == []
+    # 8-bit PNG: the same up to quantization (1/255 per pixel)
+    assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(tmp_path / "png")]) == 0
+    with np.load(tmp_path / "png" / "probability.npz") as z:
+        png = z["probability"]
+    assert np.mean(np.abs(png - study)) < 2e-3
+    assert angio.metrics.dice(png, study > 0.5) > 0.95
+
+
+@pytest.mark.slow
+def test_zoo_biplane_model_reconstructs_a_held_out_case(tmp_path, capsys):
+    """`angio reconstruct` right after install: two PNG views -> probability volume and mesh."""
+    from angio import metrics
+
+    entry, vols, _, files = _held_out_views(tmp_path)
+    out = tmp_path / "recon"
+    assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(out)]) == 0
     assert {"probability.npz", "dicom", "surface.stl", "surface.vtp"} <= {p.name for p in out.iterdir()}
     with np.load(out / "probability.npz") as z:
         prob = z["probability"]
-    assert prob.shape == vols.exact.shape
-    # well above chance (the vessels fill ~0.3% of the volume); the study's mean is higher
-    assert metrics.iou(prob, vols.exact) > 0.2
+    assert prob.shape == vols.exact.shape == (entry.spec.size,) * 3
+    recorded = next(r for r in entry.record["test"]["rows"]
+                    if r["case"] == entry.record["test"]["cases"][0] and r["target"] == "exact")
+    assert metrics.dice(prob, vols.exact) == pytest.approx(recorded["dice"], abs=0.02)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--angles", "0", "45"], "trained on views at"),
+    (["--angles", "0", "0"], "angles repeat"),
+    (["--angles", "nan", "90"], "finite"),
+    (["--angles", "0", "90", "--level", "nan"], "--level"),
+    (["--angles", "0", "90", "--patch", "0"], "--patch"),
+    (["--angles", "0", "90", "--device", "bogus"], "--device"),
+])
+def test_reconstruct_refuses_bad_requests(tmp_path, capsys, argv, message):
+    for k in range(2):
+        write_png(tmp_path / f"v{k}.png", np.zeros((16, 16)))
+    code = cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), *argv,
+                     "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_reconstruct_refuses_a_view_count_no_model_takes(tmp_path, capsys):
+    write_png(tmp_path / "v0.png", np.zeros((16, 16)))
+    code = cli.main(["reconstruct", str(tmp_path / "v0.png"), "--angles", "0", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no shipped model takes 1 view" in err and "2 views: unet-biplane" in err
+
+
+def test_monochrome1_dicom_is_read_as_displayed(tmp_path):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    img = np.zeros((8, 8), np.uint16)
+    img[2:4] = 4095  # stored bright = displayed dark under MONOCHROME1
+    paths = []
+    for photometric in ("MONOCHROME2", "MONOCHROME1"):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = 8, 8, 1
+        ds.PhotometricInterpretation = photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelData = img.tobytes()
+        path = tmp_path / f"{photometric}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    mono2, mono1 = read_images(paths, normalize=True)
+    assert mono2[2, 0] == 1.0 and mono2[0, 0] == 0.0
+    np.testing.assert_allclose(mono1, 1.0 - mono2)

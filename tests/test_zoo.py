@@ -1,0 +1,97 @@
+"""The model zoo: recipes train, publish and reload; shipped entries match their records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import angio
+from angio import zoo
+from angio.experiments import Experiment, StudySettings
+from angio.pipeline import VolumeSpec
+
+
+@pytest.fixture()
+def tiny_recipe(monkeypatch):
+    settings = StudySettings(spec=VolumeSpec(size=32, fov_mm=96.0, center="major"), epochs=3, variants=1,
+                             n_test=2, n_val=1, max_train_cases=2, max_steps_per_epoch=2, output_prior=0.005)
+    recipe = zoo.Recipe("tiny", "tiny test recipe", Experiment("unet", 2, ("sum", "min"), loss="dice_bce",
+                        target="exact", model_kwargs=(("base_channels", 4), ("depth", 2))),
+                        settings, patience=1, val_every=1)
+    monkeypatch.setitem(zoo.RECIPES, "tiny", recipe)
+    return recipe
+
+
+def test_recipe_trains_publishes_and_reloads(tmp_path, tiny_recipe):
+    results, out = tmp_path / "results", tmp_path / "zoo"
+    trained = zoo.train_recipe("tiny", results_dir=results, progress=False)
+    rows = trained.history["epochs"]
+    assert 1 <= len(rows) <= 3
+    assert trained.epoch == trained.history["best_epoch"]  # selected by validation Dice
+    record_path = zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None)
+    record = json.loads(record_path.read_text())
+    assert record["sha256"] == zoo.sha256(out / "tiny.pt")
+    assert record["split"]["test"] == record["test"]["cases"] and len(record["test"]["cases"]) == 2
+    assert not set(record["split"]["test"]) & set(record["split"]["train"] + record["split"]["val"])
+    assert record["training"]["selected_epoch"] == trained.epoch
+    assert record["training"]["curve"] == json.loads(json.dumps(rows))
+    assert record["resolution"] == {"size": 32, "fov_mm": 96.0, "voxel_mm": 3.0}
+    assert record["weights_dtype"] == "float16" and record["recipe"]["name"] == "tiny"
+    assert {r["target"] for r in record["test"]["rows"]} == {"exact", "otsu"}
+    # the shipped (fp16) weights reproduce the recorded test metric
+    recorded, measured = zoo.check_entry("tiny", folder=out, results_dir=results)
+    for m in ("dice", "iou", "mse", "mae", "accuracy"):
+        assert abs(recorded[m] - measured[m]) <= 1e-4
+    # resuming a finished run trains nothing more
+    again = zoo.train_recipe("tiny", results_dir=results, progress=False)
+    assert len(again.history["epochs"]) == len(rows)
+
+
+def test_corrupt_or_missing_entry_is_refused(tmp_path, tiny_recipe):
+    results, out = tmp_path / "results", tmp_path / "zoo"
+    zoo.train_recipe("tiny", results_dir=results, progress=False)
+    zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None)
+    with open(out / "tiny.pt", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\0\0\0\0")
+    with pytest.raises(angio.InputError, match="sha256"):
+        zoo.load_entry("tiny", folder=out)
+    with pytest.raises(angio.InputError, match="no zoo entry 'nope'"):
+        zoo.load_entry("nope", folder=out)
+    with pytest.raises(angio.InputError, match="unknown recipe"):
+        zoo.train_recipe("nope", results_dir=results)
+    with pytest.raises(angio.InputError, match="no trained run"):
+        zoo.publish("unet-3view", results_dir=tmp_path / "empty", out_dir=out)
+
+
+def test_recipes_are_at_the_study_resolution():
+    for recipe in zoo.RECIPES.values():
+        assert recipe.settings.spec.voxel_mm <= 0.5
+        assert recipe.settings.n_test == 5  # the paper's five held-out patients
+        assert recipe.select in ("dice", "iou")  # chosen by the validation split
+
+
+SHIPPED = sorted(zoo.entries())
+
+
+def test_the_biplane_model_is_shipped():
+    assert zoo.DEFAULT_MODELS[2] in SHIPPED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_entry_matches_its_record(name, tmp_path):
+    entry = zoo.entries()[name]
+    rec = entry.record
+    assert zoo.sha256(entry.checkpoint) == rec["sha256"]
+    assert rec["recipe"] == zoo.RECIPES[name].to_dict()  # the recipe that made it is the one shipped
+    assert rec["training"]["epochs_run"] == len(rec["training"]["curve"]) > 0
+    dice = [r["val_dice"] for r in rec["training"]["curve"] if r.get("val_dice") is not None]
+    assert max(dice) == pytest.approx(
+        next(r["val_dice"] for r in rec["training"]["curve"] if r["epoch"] == rec["training"]["selected_epoch"]))
+    recorded, measured = zoo.check_entry(name, results_dir=tmp_path)
+    for m in ("dice", "iou", "mse", "mae", "accuracy"):
+        assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
