@@ -1,0 +1,31 @@
+"""The paper's published tables: complete, internally consistent, and set beside ours correctly."""
+
+import pytest
+
+from angio import paper
+from angio.projection import PAPER_VIEW_COUNTS
+
+
+def test_table1_has_every_view_count_and_metric():
+    assert tuple(paper.TABLE1) == tuple(PAPER_VIEW_COUNTS) == paper.SETUP["views"]
+    for row in paper.TABLE1.values():
+        assert set(row) == {"iou", "mse", "mae"} and all(0 < v < 1 for v in row.values())
+    # the paper's shape: flat from 90 to 24 views, then falling to the biplane case
+    iou = [paper.TABLE1[n]["iou"] for n in PAPER_VIEW_COUNTS]
+    assert max(iou[:3]) - min(iou[:3]) < 0.01 and iou[3] > iou[4] > iou[5] > iou[6]
+    assert paper.TABLE1_IOU[90] == pytest.approx(56.81) and paper.TABLE1_IOU[2] == pytest.approx(26.83)
+
+
+def test_table2_autoencoder_row_is_table1_biplane():
+    dae = paper.TABLE2["3D denoising autoencoder"]
+    assert dae["iou"] == pytest.approx(paper.TABLE1[2]["iou"])
+    assert set(paper.TABLE2_QUOTED_BY_PAPER) < set(paper.TABLE2)
+    # the abstract's claim: +15.51 IoU points over the best cGAN
+    best_gan = max(paper.TABLE2[name]["iou"] for name in paper.TABLE2_QUOTED_BY_PAPER)
+    assert dae["iou"] - best_gan == pytest.approx(0.1551, abs=1e-4)
+
+
+def test_beside_gives_differences_and_none_for_missing_cells():
+    row = paper.beside({"iou": 0.5, "mse": 0.002, "mae": 0.01}, paper.TABLE2["L1 + conditional GAN"])
+    assert row["paper_iou"] == 0.1132 and row["diff_iou"] == pytest.approx(0.5 - 0.1132)
+    assert row["paper_mse"] is None and row["diff_mse"] is None and row["mse"] == 0.002
