@@ -24,7 +24,7 @@ import io
 import json
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import torch
 import angio
 from angio.atomic import atomic_write_text
 from angio.data import split_cases
+from angio.device import resolve_device
 from angio.inference import predict_volume
 from angio.metrics import evaluate
 from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec, network_input
@@ -236,8 +237,7 @@ def _read_history(run_dir: Path) -> dict:
 
 def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:
     """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
-    device = "cuda" if settings.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if settings.device == "auto" else settings.device)
+    device = resolve_device(settings.device)
     return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
 
 
@@ -322,9 +322,3 @@ def mean_table(rows: list[dict], *, by: Sequence[str] = ("method", "views", "tar
         out.append(row)
     return out
 
-
-def with_overrides(settings: StudySettings, **changes) -> StudySettings:
-    """A copy of ``settings`` with fields replaced (``spec`` may be a dict)."""
-    if isinstance(changes.get("spec"), dict):
-        changes["spec"] = VolumeSpec(**changes["spec"])
-    return replace(settings, **changes)

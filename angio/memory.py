@@ -65,23 +65,18 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from angio.device import PRECISION_DTYPES, autocast
+from angio.validation import size3
+
 __all__ = ["MemoryEstimate", "InsufficientMemoryError", "estimate_memory", "available_memory", "check_fits"]
 
 GiB = 1024**3
-_PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd_momentum": 1, "none": 0}
 
 
 def _gib(n: float) -> str:
     """Human-readable size: MiB below 1 GiB (so small budgets never print as 0.00 GiB)."""
     return f"{n / 2**20:.0f} MiB" if n < GiB else f"{n / GiB:.1f} GiB"
-
-
-def _size3(size: int | tuple[int, ...]) -> tuple[int, int, int]:
-    dims = (size,) * 3 if isinstance(size, int) else tuple(size)
-    if len(dims) != 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in dims):
-        raise ValueError(f"size must be a positive int or a tuple of 3 positive ints (Z, Y, X), got {size!r}.")
-    return dims  # type: ignore[return-value]
 
 
 def _shape_str(shape: tuple[int, int, int]) -> str:
@@ -280,11 +275,6 @@ def _saved_bytes(exclude: set[int]) -> Iterator[dict[int, int]]:
         yield saved
 
 
-def _autocast(precision: str) -> contextlib.AbstractContextManager:
-    dtype = _PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cpu", dtype=dtype)
-
-
 def _storage_keys(*tensors: torch.Tensor) -> set[int]:
     return {t.untyped_storage().data_ptr() for t in tensors}
 
@@ -306,7 +296,7 @@ def _probe_training(model: nn.Module, side: int, cin: int, cout: int, precision:
         if p.requires_grad:
             p.grad = torch.zeros_like(p)  # gradients are accounted for exactly, not traced
     with _LiveBytes(exclude) as tracker, _saved_bytes(exclude) as saved:
-        with _autocast(precision):
+        with autocast("cpu", precision):
             value = loss_fn(model(x), target)
         held, forward_max_output = tracker.current, tracker.max_output
         value.backward()
@@ -320,7 +310,7 @@ def _probe_inference(model: nn.Module, side: int, cin: int, precision: str, meth
     x = torch.rand(1, cin, side, side, side, generator=torch.Generator().manual_seed(0))
     exclude = _storage_keys(x, *model.parameters(), *model.buffers())
     with torch.inference_mode(), _LiveBytes(exclude) as tracker:
-        with _autocast(precision):
+        with autocast("cpu", precision):
             logits = model(x)
         probs = torch.sigmoid(logits.float())
         del logits, probs
@@ -416,8 +406,8 @@ def _assemble(
 
 
 def _validate(precision: str, optimizer: str, method: str, batch: int) -> None:
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}.")
+    if precision not in PRECISION_DTYPES:
+        raise ValueError(f"precision must be one of {sorted(PRECISION_DTYPES)}, got {precision!r}.")
     if optimizer not in _OPTIMIZER_STATES:
         raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZER_STATES)}, got {optimizer!r}.")
     if method not in ("trace", "saved"):
@@ -474,7 +464,7 @@ def estimate_memory(
     MemoryEstimate
         Byte counts; ``print()`` it for a GiB summary.
     """
-    shape = _size3(size)
+    shape = size3(size)
     _validate(precision, optimizer, method, batch)
     cin = _in_channels(model, in_channels)
     ckpt = bool(getattr(model, "checkpointing", False)) if checkpointing is None else bool(checkpointing)
@@ -619,7 +609,7 @@ def check_fits(
     """
     if not 0.0 <= headroom < 1.0:
         raise ValueError(f"headroom must be in [0, 1), got {headroom!r}.")
-    shape = _size3(size)
+    shape = size3(size)
     est = estimate_memory(model, shape, **options)
     avail = int(available) if available is not None else available_memory(device)
     budget = int(avail * (1.0 - headroom))

@@ -44,6 +44,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
+from angio.validation import as_numpy, finite_values
+
 __all__ = [
     "METRICS",
     "THRESHOLD",
@@ -67,35 +69,6 @@ METRICS: tuple[str, ...] = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 
 
 # ----------------------------------------------------------------------------- inputs
-
-
-def as_numpy(array: Any) -> np.ndarray:
-    """Return ``array`` as a NumPy array, detaching torch tensors (no copy when possible)."""
-    if hasattr(array, "detach") and hasattr(array, "cpu"):
-        tensor = array.detach().cpu()
-        try:
-            return tensor.numpy()
-        except TypeError:  # e.g. bfloat16, which NumPy cannot represent
-            return tensor.float().numpy()
-    return np.asarray(array)
-
-
-def finite_values(values: np.ndarray, name: str) -> tuple[np.ndarray, float, float]:
-    """``values`` as a float array (bool and integers become float32) with its min and max.
-
-    Raises
-    ------
-    ValueError
-        If ``values`` is not real-valued or holds NaN or infinity (``name`` says which input).
-    """
-    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
-        values = values.astype(np.float32)
-    elif not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(f"{name} must be real-valued, got dtype {values.dtype}")
-    lo, hi = float(values.min()), float(values.max())
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN and inf reach the min or the max
-        raise ValueError(f"{name} holds non-finite values (NaN or infinity)")
-    return values, lo, hi
 
 
 def _check_prob(prob: np.ndarray) -> np.ndarray:

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from angio.metrics import as_numpy as _as_numpy
-from angio.metrics import finite_values
+from angio.validation import as_numpy, finite_values
 
 __all__ = ["otsu_threshold", "otsu_mask"]
 
@@ -49,7 +48,7 @@ def _prepare_volume(volume: Any) -> tuple[np.ndarray, float, float]:
     ValueError
         If the volume is not 3D, is empty, is not real-valued or holds NaN or infinity.
     """
-    values = _as_numpy(volume)
+    values = as_numpy(volume)
     if values.ndim != 3:
         raise ValueError(f"volume must be 3D [z, y, x], got shape {values.shape}")
     if values.size == 0:

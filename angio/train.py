@@ -113,7 +113,9 @@ from tqdm.auto import tqdm
 
 import angio
 from angio.atomic import TEMP_SUFFIX, atomic_write
+from angio.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
 from angio.errors import InputError
+from angio.validation import size3
 
 __all__ = [
     "TrainConfig",
@@ -135,7 +137,6 @@ _MODELS = ("dae", "unet")
 _LOSSES = ("focal", "dice_bce", "bce")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: Config fields that may differ between a checkpoint and the config that resumes it.
 RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "device", "num_workers", "val_every", "metrics", "check_memory",
                                "patience"})
@@ -292,7 +293,7 @@ class TrainConfig:
         if not 0.0 <= self.vessel_prob <= 1.0:
             raise ValueError(f"TrainConfig.vessel_prob must be in [0, 1], got {self.vessel_prob!r}.")
         if self.patch_size is not None:
-            _size3(self.patch_size, "TrainConfig.patch_size")
+            size3(self.patch_size, "TrainConfig.patch_size")
         unknown = set(self.metrics) - set(_METRICS)
         if unknown:
             raise ValueError(f"TrainConfig.metrics: unknown {sorted(unknown)}; choose from {_METRICS}.")
@@ -319,48 +320,6 @@ class TrainConfig:
         return cls(**dict(data))
 
 
-def _size3(size: int | Sequence[int], what: str) -> tuple[int, int, int]:
-    dims = (size,) * 3 if isinstance(size, int) else tuple(size)
-    if len(dims) != 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in dims):
-        raise ValueError(f"{what} must be a positive int or 3 positive ints (Z, Y, X), got {size!r}.")
-    return dims  # type: ignore[return-value]
-
-
-def resolve_device(name: str = "auto", *, local_rank: int | None = None) -> torch.device:
-    """The device of a run: ``"auto"`` is CUDA when available (``cuda:local_rank`` under DDP), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use device='cpu' or 'auto'.")
-    if name == "cuda" and local_rank is not None:
-        name = f"cuda:{local_rank}"
-    return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 convolutions natively on this CPU (AVX-512 BF16 or AMX).
-
-    Without it (e.g. AVX2-only CPUs) bf16 autocast is emulated and a 3D convolution runs
-    about 100x slower than in fp32 (measured: 233 s vs 2.5 s for one U-Net step on a 64^3
-    patch, AMD EPYC with AVX2 only), so ``"auto"`` precision must not pick it there.
-    """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - very old torch builds
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision actually used: ``"auto"`` -> ``"fp16"`` on CUDA; on the CPU ``"bf16"``
-    where it runs natively (:func:`cpu_has_native_bf16`), else ``"fp32"``. Other values
-    are returned unchanged."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "fp16"
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return precision
-
-
 # ============================================================================= patches
 class RandomCrop:
     """Random crops of a volume and its mask, biased towards crops that contain vessels.
@@ -379,7 +338,7 @@ class RandomCrop:
     """
 
     def __init__(self, size: int | Sequence[int], *, vessel_prob: float = 0.7) -> None:
-        self.size = _size3(size, "RandomCrop size")
+        self.size = size3(size, "RandomCrop size")
         if not 0.0 <= vessel_prob <= 1.0:
             raise ValueError(f"vessel_prob must be in [0, 1], got {vessel_prob!r}.")
         self.vessel_prob = float(vessel_prob)
@@ -582,7 +541,7 @@ def _setup_dist(device_name: str) -> _Dist:
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device_name).type == "cuda"
     owns = False
     if not dist.is_initialized():
         if use_cuda:
@@ -647,13 +606,6 @@ def _build_loss(config: TrainConfig) -> nn.Module:
     return build_loss(config.loss, **config.loss_kwargs)
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    dtype = _DTYPES[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def _padded(shape: Sequence[int], divisor: int) -> tuple[int, int, int]:
     return tuple(math.ceil(n / divisor) * divisor for n in shape)  # type: ignore[return-value]
 
@@ -698,7 +650,7 @@ def _memory_check(
 
     divisor = int(getattr(model, "spatial_divisor", 1))
     if config.patch_size is not None:
-        size = _size3(config.patch_size, "patch_size")
+        size = size3(config.patch_size, "patch_size")
     else:
         size = _padded(train_shape, divisor)
     available = None
@@ -919,7 +871,7 @@ def _train_epoch(run: _Run, state: _State, loader: DataLoader, epoch: int) -> di
         for i, batch in enumerate(itertools.islice(loader, steps)):  # islice: no extra batch is loaded
             x = batch["input"].to(device, non_blocking=True)
             y = batch["target"].to(device, non_blocking=True)
-            with _autocast(device, run.precision):
+            with autocast(device, run.precision):
                 loss = run.loss_fn(_forward(run.net, x, run.divisor), y)
             state.optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss).backward()
@@ -986,7 +938,7 @@ def _validate(run: _Run, state: _State, val_set: Dataset) -> dict[str, float]:
         item = val_set[index]
         x = item["input"][None].to(device)
         y = item["target"][None].to(device)
-        with _autocast(device, run.precision):
+        with autocast(device, run.precision):
             logits = _forward(model, x, run.divisor)
         sums[0] += float(run.loss_fn(logits, y))
         sums[1] += 1
@@ -1154,7 +1106,7 @@ def _fit(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     divisor = int(getattr(model, "spatial_divisor", 1))
     if config.patch_size is not None:
-        bad = [s for s in _size3(config.patch_size, "patch_size") if s % divisor]
+        bad = [s for s in size3(config.patch_size, "patch_size") if s % divisor]
         if bad:
             raise ValueError(f"patch_size {config.patch_size} must be multiples of the model's spatial_divisor {divisor}.")
         train_set = PatchDataset(train_set, config.patch_size, seed=config.seed, vessel_prob=config.vessel_prob)

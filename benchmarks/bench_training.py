@@ -98,14 +98,14 @@ def _build(cfg: dict):
 def _worker_train(cfg: dict) -> dict:
     import torch
 
+    from angio.device import autocast, resolve_device
     from angio.models import FocalLoss
 
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
+    device = resolve_device("auto")
+    cuda = device.type == "cuda"
     model = _build({**cfg, "kwargs": {**cfg.get("kwargs", {}), "checkpointing": cfg["checkpointing"]}}).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = FocalLoss()
-    dtype = torch.bfloat16 if cfg["precision"] == "bf16" else None
 
     def data(n: int):
         x = torch.rand(1, model.in_channels, n, n, n, device=device)
@@ -114,7 +114,7 @@ def _worker_train(cfg: dict) -> dict:
     def step(x, y) -> float:
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, cfg["precision"]):
             loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
@@ -139,6 +139,7 @@ def _worker_infer(cfg: dict) -> dict:
     import numpy as np
     import torch
 
+    from angio.device import resolve_device
     from angio.inference import predict_volume
 
     model = _build(cfg)
@@ -146,7 +147,7 @@ def _worker_infer(cfg: dict) -> dict:
     rng = np.random.default_rng(0)
     predict_volume(model, rng.random((32, 32, 32), dtype=np.float32), precision=cfg["precision"])  # warm-up
     vol = rng.random((cfg["size"],) * 3, dtype=np.float32)
-    cuda = torch.cuda.is_available()
+    cuda = resolve_device("auto").type == "cuda"
     if cuda:
         model.cuda()
         torch.cuda.reset_peak_memory_stats()
@@ -242,9 +243,10 @@ def _fmt_mib(n: float) -> str:
 def bench_training(sizes: list[int], *, unfused: bool) -> list[dict]:
     import torch
 
+    from angio.device import resolve_device
     from angio.memory import InsufficientMemoryError, available_memory, check_fits
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device("auto"))
     configs = []
     for model_name, kwargs in (("dae", {}), ("unet", {})):
         for size in sizes:
@@ -353,9 +355,10 @@ def bench_inference(size: int, patches: dict[str, int]) -> list[dict]:
     import numpy as np
     import torch
 
+    from angio.device import resolve_device
     from angio.memory import InsufficientMemoryError, available_memory, check_fits, estimate_memory
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device("auto"))
 
     print(f"\nInference at {size}^3 (BatchNorm folded, eval); sliding window = exact tiling (no blending)")
     header = f"{'model':<10}{'mode':<25}{'prec':<6}{'time s':>8}{'peak MiB':>10}{'max|diff|':>11}{'est MiB':>9}{'384^3 GiB':>11}"

@@ -366,10 +366,11 @@ def test_select_needs_its_metric():
 
 
 def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):
+    import angio.device
     import angio.train as tr
 
-    monkeypatch.setattr(tr, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(angio.device, "cpu_has_native_bf16", lambda: False)
     assert tr.resolve_precision("auto", torch.device("cpu")) == "fp32"
-    monkeypatch.setattr(tr, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(angio.device, "cpu_has_native_bf16", lambda: True)
     assert tr.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert tr.resolve_precision("fp32", torch.device("cpu")) == "fp32"
