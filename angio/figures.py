@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["orthogonal_mips", "projection_strip", "backprojection_grid", "loss_curves",
-           "metric_vs_views", "prediction_panel", "table"]
+           "metric_vs_views", "prediction_panel", "table", "learning_curves", "per_case"]
 
 
 def _plt():
@@ -103,6 +103,61 @@ def loss_curves(history: Mapping, *, title: str = ""):
     ax[1].set_ylabel("validation IoU")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mapping[str, int] | None = None):
+    """Training loss and validation Dice against optimizer steps, one line per named run.
+
+    Parameters
+    ----------
+    curves : mapping of str to sequence of mapping
+        ``{name: history rows}`` (rows with ``global_step``, ``train_loss``, ``val_dice``).
+    selected : mapping of str to int, optional
+        ``{name: epoch}`` of the shipped weights, marked with a star.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    for k, (name, rows) in enumerate(curves.items()):
+        steps = [r["global_step"] for r in rows]
+        ax[0].plot(steps, [r["train_loss"] for r in rows], "-", color=f"C{k}", label=name)
+        val = [(r["global_step"], r["val_dice"]) for r in rows if r.get("val_dice") is not None]
+        if val:
+            ax[1].plot(*zip(*val), "o-", color=f"C{k}", ms=3, label=name)
+        if selected and name in selected:
+            best = [r for r in rows if r["epoch"] == selected[name] and r.get("val_dice") is not None]
+            if best:
+                ax[1].plot(best[0]["global_step"], best[0]["val_dice"], "*", color=f"C{k}", ms=12)
+    ax[0].set_xlabel("optimizer steps")
+    ax[0].set_ylabel("training loss")
+    ax[1].set_xlabel("optimizer steps")
+    ax[1].set_ylabel("validation Dice (exact mask)")
+    for a in ax:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def per_case(rows: Sequence[Mapping], *, metric: str = "dice", by: str = "method", goal: float | None = None):
+    """Every case's ``metric`` per group (dots) with the group mean (bar): the spread, not only means."""
+    plt = _plt()
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(float(r[metric]))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(groups)), 3.2))
+    for k, (name, values) in enumerate(groups.items()):
+        ax.bar(k, np.mean(values), color=f"C{k}", alpha=0.35, width=0.6)
+        ax.plot(np.full(len(values), k) + np.linspace(-0.15, 0.15, len(values)), values, "o", color=f"C{k}")
+    if goal is not None:
+        ax.axhline(goal, color="k", ls="--", lw=1, label=f"target {goal:g}")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(list(groups), rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -50,7 +50,8 @@ from angio.pipeline import VesselDataset, VolumeSpec
 from angio.train import export_checkpoint, fit, load_checkpoint
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
-           "check_entry", "ZooEntry", "DEFAULT_SPEC"]
+           "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
+           "target_status", "sha256"]
 
 ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -322,6 +323,15 @@ class ZooEntry:
         s = dict(self.record["recipe"]["settings"])
         return StudySettings.from_dict(s)
 
+    def settings_in(self, results_dir: str | os.PathLike) -> StudySettings:
+        """The entry's study settings with its volume cache and tables under ``results_dir``."""
+        return replace(self.settings, results_dir=str(results_dir))
+
+    def volumes(self, case: str, results_dir: str | os.PathLike = "results"):
+        """The :class:`~angio.pipeline.CaseVolumes` of ``case`` on the entry's grid (cached)."""
+        settings = self.settings_in(results_dir)
+        return settings.cache().get(case, self.spec, seed=settings.seed)
+
 
 def entries(folder: str | os.PathLike | None = None) -> dict[str, ZooEntry]:
     """The shipped zoo entries ``{name: ZooEntry}`` (records read, weights not loaded)."""
@@ -365,3 +375,84 @@ def check_entry(name: str, case: str | None = None, *, results_dir: str | os.Pat
     rows, _ = evaluate_model(trained, settings, [case], targets=("exact",))
     recorded = next(r for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
     return recorded, rows[0]
+
+
+#: Quality targets against the exact mask on held-out trees, per number of views (issue #8,
+#: after Cafaro et al., MICCAI 2024, who report Dice about 0.80 from two projections).
+TARGETS: dict[int, dict[str, float]] = {2: {"dice": 0.80, "cldice": 0.75}, 3: {"dice": 0.85}, 90: {"dice": 0.92}}
+
+
+def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: str | os.PathLike = "results",
+                   acquisition=None, keep: bool = False, folder: str | os.PathLike | None = None
+                   ) -> tuple[list[dict], dict]:
+    """Metrics of a shipped entry on cases (default: its test cases) against both masks.
+
+    Parameters
+    ----------
+    name : str
+        Zoo entry.
+    cases : list of str, optional
+        Case ids (default: the record's test cases).
+    results_dir : path-like
+        Volume cache root.
+    acquisition : angio.robustness.Acquisition, optional
+        Build the inputs as a miscalibrated acquisition would (default: nominal).
+    keep : bool
+        Also return ``{case: probability volume}``.
+    folder : path-like, optional
+        Zoo folder (default :data:`ZOO_DIR`).
+
+    Returns
+    -------
+    rows : list of dict
+        One per (case, target) with ``method`` (the entry's name), ``views``, ``case``,
+        ``target`` and the metrics of :func:`angio.metrics.evaluate`.
+    kept : dict
+        ``{case: (N, N, N) float32}`` when ``keep``.
+    """
+    from angio.experiments import predict_case
+    from angio.metrics import evaluate
+    from angio.robustness import Acquisition, acquired_inputs
+
+    model, entry = load_entry(name, folder=folder)
+    settings = replace(entry.settings, results_dir=str(results_dir))
+    exp = entry.experiment
+    cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
+    acquisition = acquisition or Acquisition()
+    cache = settings.cache()
+    rows, kept = [], {}
+    for case in cases:
+        vols = cache.get(case, settings.spec, seed=settings.seed)
+        x = acquired_inputs(vols, exp.n_views, exp.modes, acquisition, seed=settings.seed)
+        prob = predict_case(model, x, settings)
+        for target in ("exact", "otsu"):
+            rows.append({"method": name, "views": exp.n_views, "case": case, "target": target,
+                         **evaluate(prob, vols.target(target))})
+        if keep:
+            kept[case] = prob
+    return rows, kept
+
+
+def robustness_table(name: str, cases: list[str] | None = None, *, conditions=None,
+                     results_dir: str | os.PathLike = "results") -> list[dict]:
+    """Per-case metrics (exact mask) of an entry under each acquisition condition.
+
+    ``conditions`` defaults to :data:`angio.robustness.CONDITIONS`; each row gets a
+    ``condition`` label.
+    """
+    from angio.robustness import CONDITIONS
+
+    rows = []
+    for label, acq in (conditions or CONDITIONS).items():
+        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq)
+        rows += [dict(r, condition=label) for r in part if r["target"] == "exact"]
+    return rows
+
+
+def target_status(summary: dict[str, float], n_views: int) -> str:
+    """"met" or the measured gap to :data:`TARGETS` for a mean-metric dict (``dice``, ``cldice``)."""
+    goals = TARGETS.get(n_views)
+    if not goals:
+        return "no target"
+    gaps = [f"{m} {summary[m]:.3f} < {goal:.2f}" for m, goal in goals.items() if summary[m] < goal]
+    return "met" if not gaps else "gap: " + ", ".join(gaps)

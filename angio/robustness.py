@@ -1,0 +1,113 @@
+"""What a C-arm's calibration must deliver: a model's accuracy under acquisition errors.
+
+A trained model assumes the geometry it was trained with: views at exactly the nominal
+angles, the detector's scale, and the noise level of the training data. This module builds
+the inputs of a held-out case as a slightly miscalibrated acquisition would, while the
+model is told the nominal geometry:
+
+``angle_error_deg``
+    Every view after the first is acquired ``angle_error_deg`` further round than nominal
+    (the first view is the reference, so the error is in the *relative* angle, the only one
+    that changes the reconstruction rather than rotating it as a whole).
+``magnification``
+    Each view is scaled by this factor about the detector centre (a source-to-patient
+    distance error of a cone-beam C-arm, seen through a parallel-beam model).
+``noise_scale``
+    The volume's white noise has ``noise_scale`` times the preset's standard deviation
+    (independent extra noise is added to the cached volume).
+
+:data:`CONDITIONS` are the rows of the book's robustness table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from angio.phantom import PRESETS
+from angio.pipeline import CaseVolumes, inputs_from_projections
+from angio.projection import mip, view_angles
+
+__all__ = ["Acquisition", "CONDITIONS", "acquired_inputs", "magnify", "more_noise"]
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Deviations of an acquisition from the nominal geometry (see the module docstring)."""
+
+    angle_error_deg: float = 0.0
+    magnification: float = 1.0
+    noise_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.angle_error_deg):
+            raise ValueError(f"angle_error_deg must be finite, got {self.angle_error_deg!r}")
+        if not (np.isfinite(self.magnification) and self.magnification > 0):
+            raise ValueError(f"magnification must be a positive number, got {self.magnification!r}")
+        if not (np.isfinite(self.noise_scale) and self.noise_scale >= 1.0):
+            raise ValueError(f"noise_scale must be >= 1 (noise can only be added), got {self.noise_scale!r}")
+
+
+#: The book's robustness table: a label and the acquisition of each row.
+CONDITIONS: dict[str, Acquisition] = {
+    "nominal": Acquisition(),
+    "views off by +2 deg": Acquisition(angle_error_deg=2.0),
+    "views off by -2 deg": Acquisition(angle_error_deg=-2.0),
+    "views off by +5 deg": Acquisition(angle_error_deg=5.0),
+    "views off by -5 deg": Acquisition(angle_error_deg=-5.0),
+    "doubled noise": Acquisition(noise_scale=2.0),
+    "magnification +10%": Acquisition(magnification=1.1),
+    "magnification -10%": Acquisition(magnification=1 / 1.1),
+}
+
+
+def magnify(images: np.ndarray, factor: float) -> np.ndarray:
+    """Scale images ``(n, H, W)`` by ``factor`` about their centres (linear, zero outside).
+
+    ``factor > 1`` enlarges: a feature at distance ``d`` from the centre moves to
+    ``factor * d``.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if factor == 1.0:
+        return images.copy()
+    out = np.empty_like(images)
+    centre = (np.array(images.shape[1:]) - 1) / 2.0
+    for k, img in enumerate(images):
+        # output pixel o samples input at centre + (o - centre) / factor
+        out[k] = ndimage.affine_transform(img, np.full(2, 1.0 / factor), offset=centre - centre / factor,
+                                          order=1, mode="constant", cval=0.0)
+    return out
+
+
+def more_noise(unit: np.ndarray, modality: str, noise_scale: float, *, seed: int = 0) -> np.ndarray:
+    """A ``[0, 1]`` volume whose white noise is ``noise_scale`` times the preset's.
+
+    Independent Gaussian noise of standard deviation ``sigma * sqrt(noise_scale**2 - 1)``
+    (``sigma``: the preset's noise in display units) is added, so the total variance is
+    ``noise_scale**2 * sigma**2``; the result is clipped to ``[0, 1]`` like the display window.
+    """
+    unit = np.asarray(unit, dtype=np.float32)
+    if noise_scale == 1.0:
+        return unit
+    preset = PRESETS[modality]
+    low, high = preset.window
+    extra = preset.noise_sigma * np.sqrt(noise_scale ** 2 - 1.0) / (high - low)
+    rng = np.random.default_rng([seed, 7])
+    return np.clip(unit + rng.normal(0.0, extra, unit.shape).astype(np.float32), 0.0, 1.0)
+
+
+def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acquisition: Acquisition, *,
+                    seed: int = 0) -> np.ndarray:
+    """Network inputs ``(len(modes), N, N, N)`` of a case acquired with ``acquisition``.
+
+    The views are taken at the perturbed angles (and scale, and noise); the back-projection
+    uses the nominal angles :func:`angio.projection.view_angles`, as the model would be told.
+    """
+    nominal = view_angles(n_views)
+    actual = nominal + np.r_[0.0, np.full(n_views - 1, acquisition.angle_error_deg)]
+    unit = more_noise(vols.unit_intensity(), vols.spec.modality, acquisition.noise_scale, seed=seed)
+    proj = np.asarray(mip(unit, actual))
+    proj = magnify(proj, acquisition.magnification)
+    return inputs_from_projections(proj, nominal, modes=modes)

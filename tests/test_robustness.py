@@ -1,0 +1,54 @@
+"""Miscalibrated acquisitions: exact when nominal, and each deviation does what it says."""
+
+import numpy as np
+import pytest
+
+from angio.pipeline import VolumeSpec, build_case, network_input
+from angio.robustness import CONDITIONS, Acquisition, acquired_inputs, magnify
+
+
+@pytest.fixture(scope="module")
+def vols():
+    from angio.data import list_cases
+
+    return build_case(list_cases()[0], VolumeSpec(size=32, fov_mm=96.0, center="major"))
+
+
+def test_nominal_acquisition_is_the_study_input(vols):
+    x = acquired_inputs(vols, 2, ("sum", "min"), CONDITIONS["nominal"])
+    np.testing.assert_array_equal(x, network_input(vols.unit_intensity(), 2, modes=("sum", "min")))
+
+
+def test_magnify_moves_a_point_away_from_the_centre():
+    img = np.zeros((1, 41, 41), np.float32)
+    img[0, 20, 30] = 1.0  # 10 px right of the centre
+    out = magnify(img, 1.5)
+    z, x = np.unravel_index(np.argmax(out[0]), out[0].shape)
+    assert (z, x) == (20, 35)  # 15 px right
+    np.testing.assert_allclose(magnify(img, 1.0), img)
+
+
+def test_angle_error_changes_only_the_later_views(vols):
+    a = acquired_inputs(vols, 2, ("sum",), Acquisition(angle_error_deg=5.0))
+    b = acquired_inputs(vols, 2, ("sum",), CONDITIONS["nominal"])
+    assert not np.allclose(a, b)
+
+
+def test_doubled_noise_doubles_the_noise_spread():
+    from angio.phantom import PRESETS
+    from angio.robustness import more_noise
+
+    flat = np.full((64, 64, 64), 0.5, np.float32)
+    sigma = PRESETS["rotational"].noise_sigma
+    extra = more_noise(flat, "rotational", 2.0) - flat
+    assert extra.std() == pytest.approx(sigma * np.sqrt(3.0), rel=0.02)  # total variance 4 sigma^2
+    assert more_noise(flat, "rotational", 1.0) is not None and np.array_equal(more_noise(flat, "rotational", 1.0), flat)
+
+
+def test_bad_acquisitions_are_refused():
+    with pytest.raises(ValueError, match="noise_scale"):
+        Acquisition(noise_scale=0.5)
+    with pytest.raises(ValueError, match="magnification"):
+        Acquisition(magnification=0.0)
+    with pytest.raises(ValueError, match="angle"):
+        Acquisition(angle_error_deg=float("nan"))
