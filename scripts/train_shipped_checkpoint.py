@@ -22,7 +22,7 @@ import torch
 
 import angio
 from angio import experiments, study
-from angio.train import export_checkpoint
+from angio.train.checkpoint import export_checkpoint
 
 OUT = Path(__file__).resolve().parent.parent / "angio" / "_data" / "checkpoints"
 

@@ -67,10 +67,11 @@ def main(out: str) -> None:
         captured["final"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     # the initial weights depend on the seed only: rebuild them the way fit does
-    from angio.train import _build_model, _seed_everything
+    from angio.train.config import model_from_config
+    from angio.train.determinism import seed_everything
 
-    _seed_everything(config.seed)
-    init = _build_model(config).state_dict()
+    seed_everything(config.seed)
+    init = model_from_config(config).state_dict()
     torch.save(init, os.path.join(out, f"rank{rank}_init.pt"))
     fit(config, BlobDataset(5, seed=0), BlobDataset(3, seed=1), progress=False, on_epoch_end=on_epoch_end)
     torch.save(captured["final"], os.path.join(out, f"rank{rank}_final.pt"))

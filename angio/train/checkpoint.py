@@ -1,0 +1,243 @@
+"""Checkpoints of a training run: what they hold, writing, reading, resuming, exporting.
+
+:func:`load_checkpoint` and :func:`export_checkpoint` are all that inference needs; they
+do not import the training loop.
+
+Resume
+------
+A checkpoint holds the model (BatchNorm running statistics included), the Adam moments and
+step counts, the GradScaler state, the RNG states (torch CPU and CUDA, NumPy, Python), the
+number of completed epochs and optimizer steps, the configuration, the history and the
+package version. Because the shuffle, the data set's epoch and the crops are functions of
+``(seed, epoch, index)`` rather than of a generator that advances, restoring those state
+dicts is enough for ``fit(config, ..., resume=True)`` to continue exactly where the
+interrupted run would have been: on the CPU the final weights are bit-identical to an
+uninterrupted run. Fields that change the mathematics (model, loss, lr, seed, patch size,
+...) must match the checkpoint's; those of :data:`~angio.train.config.RESUMABLE_CHANGES`
+(``epochs``, ``out_dir``, ``device``, ``num_workers``, ``val_every``, ``metrics``,
+``check_memory``, ``patience``) may change. Epochs are counted from 0
+everywhere (``set_epoch``, history, messages); global steps count optimizer steps from 0.
+
+Files are replaced atomically (write a temporary file in the same folder, flush, fsync,
+``os.replace``), so a run killed at any moment leaves either the previous or the new
+``last.pt``, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import angio
+from angio.atomic import TEMP_SUFFIX, atomic_write
+from angio.errors import InputError
+from angio.train.config import RESUMABLE_CHANGES, TrainConfig, model_from_config
+from angio.train.determinism import rng_state, set_rng_state
+from angio.train.distributed import DistInfo, broadcast_from_main
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainState",
+    "checkpoint_payload",
+    "export_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint",
+    "remove_stale_temps",
+    "restore_state",
+    "resume_payload",
+    "save_checkpoint",
+    "write_logs",
+]
+
+CHECKPOINT_FORMAT = "angio.train/1"
+
+
+@dataclass
+class TrainState:
+    """Mutable training state (what a checkpoint captures)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    epoch: int = -1  # last completed epoch
+    global_step: int = 0  # optimizer steps done
+    history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "best_epoch": None, "best_val_loss": None})
+    elapsed: float = 0.0  # wall time of the completed epochs, seconds
+
+
+def checkpoint_payload(state: TrainState, config: TrainConfig) -> dict[str, Any]:
+    """Everything :func:`fit(resume=True) <angio.train.fit>` needs to continue from ``state``."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": angio.__version__,
+        "torch_version": str(torch.__version__),
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scaler": state.scaler.state_dict(),
+        "rng": rng_state(),
+        "epoch": state.epoch,
+        "global_step": state.global_step,
+        "config": config.to_dict(),
+        "history": state.history,
+    }
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (the previous file survives a failure)."""
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict, turning every failure into an :class:`InputError` naming ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint file not found.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, wrong file type, ...
+        raise InputError(
+            f"{path}: cannot read the checkpoint: the file is truncated or corrupt, or not a checkpoint ({type(exc).__name__}: {exc})."
+        ) from exc
+    missing = [k for k in ("format", "model", "config", "epoch", "global_step") if not isinstance(payload, dict) or k not in payload]
+    if missing or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not an angio training checkpoint (format {CHECKPOINT_FORMAT!r}; missing {missing}).")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Rebuild the trained model of a checkpoint written by :func:`~angio.train.fit`.
+
+    Parameters
+    ----------
+    path
+        ``last.pt`` or ``best.pt``.
+    map_location
+        Where to put the tensors (``torch.load``'s argument).
+
+    Returns
+    -------
+    model
+        The network with the checkpoint's weights, in eval mode; maps ``(B, C, Z, Y, X)`` to
+        logits ``(B, 1, Z, Y, X)``.
+    config
+        The :class:`TrainConfig` of the run.
+    info
+        Everything else in the file: ``epoch`` (last completed, from 0), ``global_step``
+        (optimizer steps done), ``history``, ``version``, ``torch_version``, and the
+        ``optimizer``, ``scaler`` and ``rng`` states.
+
+    Raises
+    ------
+    angio.InputError
+        The file is missing, truncated, corrupt, not a checkpoint of :func:`~angio.train.fit`, or its
+        weights do not fit the model its config describes; the message names the file.
+    """
+    payload = read_checkpoint(path, map_location)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        model = model_from_config(config)
+        model.load_state_dict(payload["model"])
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:
+        raise InputError(f"{path}: the checkpoint's config or weights are invalid: {exc}") from exc
+    if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+        model.to(map_location)
+    model.eval()
+    info = {k: v for k, v in payload.items() if k not in ("model", "config")}
+    return model, config, info
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write a slim copy of a checkpoint for inference: weights, config and history only.
+
+    The optimizer, GradScaler and RNG states (needed only to resume training) are left out,
+    which makes the paper's model about a third of the size. :func:`load_checkpoint` reads
+    the result; ``fit(resume=True)`` does not.
+    """
+    payload = read_checkpoint(src)
+    slim = {k: v for k, v in payload.items() if k not in ("optimizer", "scaler", "rng")}
+    dst = Path(dst)
+    atomic_write(dst, lambda fh: torch.save(slim, fh))
+    return dst
+
+
+def resume_payload(
+    config: TrainConfig, last: Path, *, resume: bool, info: DistInfo, device: torch.device
+) -> dict[str, Any] | None:
+    """The checkpoint to resume from (``None`` for a new run), read by rank 0 and broadcast under DDP.
+
+    Raises the same error on every rank: ``FileExistsError`` when ``last`` exists without
+    ``resume``, :class:`~angio.InputError` for an unreadable file, ``ValueError`` for a
+    config that changes the training.
+    """
+    result: Any = None
+    if info.is_main:
+        try:
+            if last.exists() and not resume:
+                raise FileExistsError(f"{last} exists: pass resume=True to continue that run, or choose another out_dir.")
+            if resume and last.exists():
+                result = read_checkpoint(last)
+                _check_resumable(result["config"], config, last)
+        except Exception as exc:  # re-raised below, on every rank
+            result = exc
+    result = broadcast_from_main(result, info, device)  # other nodes may not share the file system
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    changed = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"cannot resume {path}: the config differs in fields that change the training ({detail}). "
+            f"Only {sorted(RESUMABLE_CHANGES)} may change on resume."
+        )
+
+
+def restore_state(state: TrainState, payload: Mapping[str, Any]) -> None:
+    """Load a checkpoint's payload (from :func:`resume_payload`) into ``state`` and the global RNGs."""
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    if payload.get("scaler"):
+        state.scaler.load_state_dict(payload["scaler"])
+    state.epoch = int(payload["epoch"])
+    state.global_step = int(payload["global_step"])
+    state.history = payload["history"]
+    rows = state.history["epochs"]
+    state.elapsed = float(rows[-1]["wall_time_s"]) if rows else 0.0
+    set_rng_state(payload["rng"])
+
+
+def remove_stale_temps(out_dir: Path) -> None:
+    """Delete temporary files left by a run killed while writing (``.last.pt.*.tmp``, ...)."""
+    for name in ("last.pt", "best.pt", "history.json", "log.csv"):
+        for stale in out_dir.glob(f".{name}.*{TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def write_logs(out_dir: Path, history: dict[str, Any]) -> None:
+    """Write ``history.json`` and ``log.csv`` (one row per epoch) into ``out_dir``, atomically."""
+    rows = history["epochs"]
+    atomic_write(out_dir / "history.json", lambda fh: fh.write(json.dumps(history, indent=2).encode()))
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    atomic_write(out_dir / "log.csv", lambda fh: fh.write(text.getvalue().encode()))
