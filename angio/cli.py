@@ -90,7 +90,7 @@ def cmd_zoo(args) -> int:
 def cmd_evaluate(args) -> int:
     from angio.experiments import (Trained, evaluate_model, mean_table, run_experiment, save_table,
                                    study_split)
-    from angio.train import load_checkpoint
+    from angio.train.checkpoint import load_checkpoint
 
     settings = _settings(args)
     exp = _experiment(args)

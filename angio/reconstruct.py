@@ -187,7 +187,7 @@ def _available() -> str:
 def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
     """``(model, n, fov_mm, modes, training angles, description)`` of the model to use."""
     from angio.projection import view_angles
-    from angio.train import load_checkpoint
+    from angio.train.checkpoint import load_checkpoint
 
     if checkpoint is None:
         from angio.zoo import DEFAULT_MODELS, entries, load_entry
@@ -246,7 +246,7 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
     """
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_projections
-    from angio.train import resolve_device
+    from angio.device import resolve_device
 
     angles = np.asarray(angles, dtype=float).ravel()
     if len(angles) != len(images):
