@@ -14,7 +14,8 @@ import math
 import torch
 from torch import nn
 
-from angio.models.dae import DenoisingAutoencoder3D, ReLUMaxPool3d
+from angio.models.blocks import ReLUMaxPool3d
+from angio.models.dae import DenoisingAutoencoder3D
 from angio.models.losses import BCELoss, DiceBCELoss, FocalLoss, build_loss, focal_loss
 from angio.models.unet import ResidualBlock3D, UNet3D
 

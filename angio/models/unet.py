@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from angio.models.dae import Interval, ReLUMaxPool3d, check_input, checkpoint_call, hull, rf_conv, rf_pool, rf_up
+from angio.models.blocks import Interval, ReLUMaxPool3d, check_input, checkpoint_call, hull, rf_conv, rf_pool, rf_up
 
 __all__ = ["UNet3D", "ResidualBlock3D"]
 
@@ -68,7 +68,7 @@ class UNet3D(nn.Module):
     Level ``l`` (``0 <= l <= depth``) has ``base_channels * 2 ** l`` channels; levels
     ``0 .. depth - 1`` have an encoder block (whose output is the skip) and a decoder block,
     level ``depth`` is the bottleneck. Down-sampling is ``MaxPool3d(2)`` (computed as
-    :class:`~angio.models.dae.ReLUMaxPool3d`, identical on the non-negative block outputs,
+    :class:`~angio.models.blocks.ReLUMaxPool3d`, identical on the non-negative block outputs,
     but lighter on memory); up-sampling is ``ConvTranspose3d(kernel=2, stride=2)``
     followed by concatenation with the skip. A ``1x1x1`` convolution gives the logits.
 
@@ -150,7 +150,7 @@ class UNet3D(nn.Module):
         """Input voxels beyond an aligned ``2 ** depth`` output block that the block depends on.
 
         Computed by propagating the block's inclusive interval back through the decoder,
-        the skips and the encoder (interval rules in :mod:`angio.models.dae`).
+        the skips and the encoder (interval rules in :mod:`angio.models.blocks`).
         """
         d = self.spatial_divisor
 
