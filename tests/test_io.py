@@ -16,6 +16,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid
 
 import angio
 import angio.io
+import angio.io.writing
 from angio.io import read_dicom_series, resample_to_cube, write_dicom_series
 from angio.volume import Volume
 
@@ -393,7 +394,7 @@ def test_failure_mid_write_keeps_old_folder_and_leaves_no_temp(tmp_path, monkeyp
     target = tmp_path / "out"
     write_dicom_series(Volume(np.full((4, 3, 3), 7.0)), target)
     before = _snapshot(target)
-    real_save = angio.io._save_slice
+    real_save = angio.io.writing._save_slice
     calls = []
 
     def failing_save(ds, path):
@@ -402,7 +403,7 @@ def test_failure_mid_write_keeps_old_folder_and_leaves_no_temp(tmp_path, monkeyp
             raise OSError("disk full (simulated)")
         real_save(ds, path)
 
-    monkeypatch.setattr(angio.io, "_save_slice", failing_save)
+    monkeypatch.setattr(angio.io.writing, "_save_slice", failing_save)
     with pytest.raises(OSError, match="simulated"):
         write_dicom_series(Volume(np.zeros((6, 3, 3))), target, overwrite=True)
     assert len(calls) == 3

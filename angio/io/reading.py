@@ -1,0 +1,409 @@
+"""Reading a single-frame DICOM series (e.g. a CTA) from a folder: :func:`read_dicom_series`."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, get_decoder
+from pydicom.uid import UID
+
+from angio.errors import InputError
+from angio.io.deid import meta_from
+from angio.volume import Volume
+
+__all__ = ["read_dicom_series"]
+
+_POSITION_TOL_MM = 1e-3  # slices closer than this along the normal are duplicates
+_SPACING_REL_TOL = 0.05  # allowed relative deviation of a slice step from the series step
+_MAX_LISTED = 5  # how many gaps / files an error message lists at most
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """One image file of a series: its path, header (no pixels) and position along the normal."""
+
+    path: Path
+    header: Dataset
+    position: float = 0.0
+
+
+def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = None) -> Volume:
+    """Read a single-frame DICOM series from a folder into a :class:`~angio.volume.Volume`.
+
+    Only the folder's own files are read (no recursion); files that are not DICOM images
+    (other files, ``DICOMDIR``, structured reports, images without position) are skipped.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder holding the series' files.
+    series_uid : str, optional
+        ``SeriesInstanceUID`` to read when the folder holds several series.
+
+    Returns
+    -------
+    Volume
+        ``array`` float32, shape ``(Z, Y, X)``, in modality units (``RescaleSlope`` and
+        ``RescaleIntercept`` applied per slice: Hounsfield units for CT); slices sorted by
+        position along the slice normal (not by file name or ``InstanceNumber``).
+        ``spacing`` ``(dz, dy, dx)`` in mm, ``dz`` from the slice positions; ``origin`` the
+        ``ImagePositionPatient`` of the first slice (mm); ``direction`` from
+        ``ImageOrientationPatient`` and the normal; ``meta`` only :data:`~angio.io.META_FIELDS`.
+
+    Raises
+    ------
+    InputError
+        The folder is missing, empty or holds no DICOM image; it holds several series and
+        ``series_uid`` is not given, or ``series_uid`` is absent; slices are missing,
+        duplicated or irregularly spaced; slice size, pixel spacing or orientation differ;
+        the pixel data cannot be decoded (for example compressed with no decoder installed).
+    """
+    path = _existing_folder(folder)
+    groups = _group_by_series(_scan_images(path))
+    uid, slices = _select_series(groups, series_uid, path)
+    _check_consistent(slices, path)
+    slices, normal = _sort_along_normal(slices)
+    dz = _slice_step(slices, uid, path)
+    _check_stacking(slices, normal, path)
+    array = _decode_series(slices, uid)
+    first = slices[0].header
+    dy, dx = (float(v) for v in first.PixelSpacing)
+    row, col = _orientation(first)
+    return Volume(
+        array=array,
+        spacing=(dz, dy, dx),
+        origin=tuple(float(v) for v in first.ImagePositionPatient),
+        direction=np.column_stack([row, col, normal]),
+        meta=meta_from(first),
+    )
+
+
+def _existing_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a :class:`Path`; :class:`InputError` unless it is an existing directory."""
+    path = Path(folder)
+    if not path.exists():
+        raise InputError(f"DICOM folder '{path}' does not exist.")
+    if not path.is_dir():
+        raise InputError(f"'{path}' is not a folder; pass the folder that holds the DICOM files.")
+    return path
+
+
+def _scan_images(folder: Path) -> list[_Slice]:
+    """Read the headers (no pixel data) of the folder's DICOM image files, skipping the rest."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if not files:
+        raise InputError(f"DICOM folder '{folder}' is empty.")
+    images, n_not_dicom, n_not_image = [], 0, 0
+    for file in files:
+        header = _read_header(file)
+        if header is None:
+            n_not_dicom += 1
+        elif _is_volume_slice(header):
+            images.append(_Slice(file, header))
+        else:
+            n_not_image += 1
+    if not images:
+        raise InputError(
+            f"No DICOM image slices in '{folder}': of {len(files)} file(s), {n_not_dicom} are "
+            f"not DICOM and {n_not_image} are DICOM files without an image or without "
+            "ImagePositionPatient/ImageOrientationPatient (e.g. DICOMDIR, reports)."
+        )
+    return images
+
+
+def _read_header(file: Path) -> Dataset | None:
+    """Header of ``file`` read without its pixel data, or ``None`` if it is not DICOM."""
+    try:
+        return pydicom.dcmread(file, stop_before_pixels=True)
+    except InvalidDicomError:
+        return None
+    except Exception as exc:  # truncated or corrupt DICOM: skip, but say so
+        warnings.warn(f"Skipping unreadable DICOM file '{file}': {exc}", stacklevel=4)
+        return None
+
+
+def _is_volume_slice(header: Dataset) -> bool:
+    """Whether a header describes an image with a position and orientation in the patient."""
+    needed = ("Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient")
+    return all(header.get(k) not in (None, "") for k in needed)
+
+
+def _group_by_series(slices: list[_Slice]) -> dict[str, list[_Slice]]:
+    """Group slices by ``SeriesInstanceUID`` (``""`` for files without one)."""
+    groups: dict[str, list[_Slice]] = {}
+    for s in slices:
+        groups.setdefault(str(s.header.get("SeriesInstanceUID", "")), []).append(s)
+    return groups
+
+
+def _select_series(
+    groups: dict[str, list[_Slice]], series_uid: str | None, folder: Path
+) -> tuple[str, list[_Slice]]:
+    """Pick the requested series, or the only one; :class:`InputError` otherwise."""
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise InputError(
+                f"Series '{series_uid}' is not in '{folder}'. Series found:\n"
+                + _describe_series(groups)
+            )
+        return series_uid, groups[series_uid]
+    if len(groups) > 1:
+        raise InputError(
+            f"'{folder}' holds {len(groups)} DICOM series; pass series_uid= to choose one:\n"
+            + _describe_series(groups)
+        )
+    return next(iter(groups.items()))
+
+
+def _describe_series(groups: dict[str, list[_Slice]]) -> str:
+    """One line per series: UID, SeriesDescription and slice count."""
+    lines = []
+    for uid, slices in groups.items():
+        description = slices[0].header.get("SeriesDescription", "") or "(no description)"
+        name = uid or "(no SeriesInstanceUID)"
+        lines.append(f"  {name}  '{description}'  {len(slices)} slice(s)")
+    return "\n".join(lines)
+
+
+def _check_consistent(slices: list[_Slice], folder: Path) -> None:
+    """Each slice is a single grayscale frame, and size, pixel spacing and orientation agree.
+
+    A differing file is named against a file holding the majority value.
+    """
+    for s in slices:
+        _check_slice_header(s)
+    properties = {
+        "Rows x Columns": lambda h: (int(h.Rows), int(h.Columns)),
+        "PixelSpacing": lambda h: _rounded(h, "PixelSpacing"),
+        "ImageOrientationPatient": lambda h: _rounded(h, "ImageOrientationPatient"),
+    }
+    for what, value_of in properties.items():
+        values = [value_of(s.header) for s in slices]
+        majority = Counter(values).most_common(1)[0][0]
+        odd = [k for k, v in enumerate(values) if v != majority]
+        if odd:
+            s, ref = slices[odd[0]], slices[values.index(majority)]
+            raise InputError(
+                f"Inconsistent series in '{folder}': {what} of '{s.path.name}' is "
+                f"{_plain(values[odd[0]])} but {_plain(majority)} in '{ref.path.name}' and "
+                f"{values.count(majority) - 1} other file(s) ({len(odd)} file(s) differ). "
+                "Remove the odd file(s) or pass series_uid=."
+            )
+
+
+def _check_slice_header(s: _Slice) -> None:
+    if s.header.get("PixelSpacing") in (None, ""):
+        raise InputError(f"DICOM file '{s.path}' has no PixelSpacing.")
+    if int(s.header.get("NumberOfFrames", 1) or 1) > 1:
+        raise InputError(
+            f"DICOM file '{s.path}' is multi-frame ({s.header.NumberOfFrames} frames); only "
+            "single-frame series (one file per slice) are supported."
+        )
+    if int(s.header.get("SamplesPerPixel", 1) or 1) != 1:
+        raise InputError(f"DICOM file '{s.path}' is not grayscale (SamplesPerPixel != 1).")
+
+
+def _rounded(header: Dataset, key: str) -> tuple[float, ...]:
+    """Values of a multi-valued DS field, rounded to 1e-4 so they compare with a tolerance."""
+    return tuple(round(float(v), 4) + 0.0 for v in header.get(key))
+
+
+def _plain(value: tuple) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in value) + "]"
+
+
+def _floats(header: Dataset, key: str) -> np.ndarray:
+    return np.asarray([float(v) for v in header.get(key)], dtype=float)
+
+
+def _orientation(header: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column direction cosines (unit vectors, patient mm) from the header."""
+    iop = _floats(header, "ImageOrientationPatient")
+    return iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
+
+
+def _sort_along_normal(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray]:
+    """Slices sorted by position along the normal ``row x col``, and that unit normal."""
+    row, col = _orientation(slices[0].header)
+    normal = np.cross(row, col)
+    if np.linalg.norm(normal) < 0.5:
+        raise InputError(
+            f"DICOM file '{slices[0].path}' has a degenerate ImageOrientationPatient "
+            f"{_floats(slices[0].header, 'ImageOrientationPatient').tolist()}."
+        )
+    normal /= np.linalg.norm(normal)
+    placed = [
+        _Slice(s.path, s.header, float(_floats(s.header, "ImagePositionPatient") @ normal))
+        for s in slices
+    ]
+    return sorted(placed, key=lambda s: s.position), normal
+
+
+def _slice_step(slices: list[_Slice], uid: str, folder: Path) -> float:
+    """Slice spacing ``dz`` in mm; :class:`InputError` for duplicated or missing slices."""
+    if len(slices) == 1:
+        return _single_slice_step(slices[0])
+    positions = np.array([s.position for s in slices])
+    steps = np.diff(positions)
+    duplicates = np.flatnonzero(steps < _POSITION_TOL_MM)
+    if duplicates.size:
+        i = duplicates[0]
+        raise InputError(
+            f"Duplicated slice position in series '{uid}' in '{folder}': "
+            f"'{slices[i].path.name}' and '{slices[i + 1].path.name}' are both at "
+            f"{positions[i]:.3f} mm along the slice normal ({duplicates.size} duplicate(s) in "
+            "all). The folder may mix two acquisitions; keep one of them."
+        )
+    step = float(np.median(steps))
+    gaps = np.flatnonzero(steps > (1 + _SPACING_REL_TOL) * step)
+    if gaps.size:
+        raise InputError(_gap_message(slices, gaps, step, uid, folder))
+    irregular = np.flatnonzero(np.abs(steps - step) > _SPACING_REL_TOL * step)
+    if irregular.size:
+        i = irregular[0]
+        raise InputError(
+            f"Irregular slice spacing in series '{uid}' in '{folder}': step of "
+            f"{steps[i]:.3f} mm between '{slices[i].path.name}' and "
+            f"'{slices[i + 1].path.name}' but {step:.3f} mm elsewhere."
+        )
+    return float((positions[-1] - positions[0]) / (len(slices) - 1))
+
+
+def _gap_message(
+    slices: list[_Slice], gaps: np.ndarray, step: float, uid: str, folder: Path
+) -> str:
+    """Describe each gap (positions, files, how many slices seem missing)."""
+    lines = []
+    for i in gaps[:_MAX_LISTED]:
+        a, b = slices[i], slices[i + 1]
+        missing = max(1, round((b.position - a.position) / step) - 1)
+        lines.append(
+            f"  between {a.position:.3f} mm ('{a.path.name}') and {b.position:.3f} mm "
+            f"('{b.path.name}'): about {missing} slice(s) missing"
+        )
+    if gaps.size > _MAX_LISTED:
+        lines.append(f"  ... and {gaps.size - _MAX_LISTED} more gap(s)")
+    return (
+        f"Missing slices in series '{uid}' in '{folder}' (slice step {step:.3f} mm along the "
+        "normal):\n" + "\n".join(lines)
+    )
+
+
+def _single_slice_step(s: _Slice) -> float:
+    """``dz`` of a one-slice series: SpacingBetweenSlices, SliceThickness, else 1 mm."""
+    for key in ("SpacingBetweenSlices", "SliceThickness"):
+        value = s.header.get(key)
+        if value not in (None, "") and float(value) > 0:
+            return float(value)
+    warnings.warn(
+        f"Single-slice series '{s.path}' has no SpacingBetweenSlices or SliceThickness; "
+        "using dz = 1.0 mm.",
+        stacklevel=4,
+    )
+    return 1.0
+
+
+def _check_stacking(slices: list[_Slice], normal: np.ndarray, folder: Path) -> None:
+    """Warn when slices are shifted in-plane (gantry tilt): the volume is then sheared."""
+    if len(slices) < 2:
+        return
+    first = _floats(slices[0].header, "ImagePositionPatient")
+    last = _floats(slices[-1].header, "ImagePositionPatient")
+    offset = (last - first) - ((last - first) @ normal) * normal
+    if np.linalg.norm(offset) > max(0.01, 1e-3 * np.linalg.norm(last - first)):
+        warnings.warn(
+            f"Slices in '{folder}' are shifted in-plane by {np.linalg.norm(offset):.2f} mm over "
+            "the series (gantry tilt?); the returned volume ignores that shear.",
+            stacklevel=3,
+        )
+
+
+def _decode_series(slices: list[_Slice], uid: str) -> np.ndarray:
+    """Decode the slices' pixel data and apply the modality LUT: float32 ``(Z, Y, X)``."""
+    _check_decodable(slices, uid)
+    out = np.empty((len(slices), slices[0].header.Rows, slices[0].header.Columns), np.float32)
+    for k, s in enumerate(slices):
+        ds = pydicom.dcmread(s.path)
+        if "PixelData" not in ds:
+            raise InputError(f"DICOM file '{s.path}' has no PixelData.")
+        try:
+            pixels = ds.pixel_array
+        except Exception as exc:
+            raise InputError(_decode_failure(s.path, _transfer_syntax(ds), exc)) from exc
+        if pixels.shape != out.shape[1:]:
+            raise InputError(
+                f"DICOM file '{s.path}' decodes to shape {pixels.shape}, expected a "
+                f"single grayscale frame of {out.shape[1:]}."
+            )
+        out[k] = apply_modality_lut(pixels, ds)
+    return out
+
+
+def _transfer_syntax(ds: Dataset) -> UID | None:
+    """The file's transfer syntax, or ``None`` if its file meta does not say."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        return None
+    return UID(meta.TransferSyntaxUID)
+
+
+def _check_decodable(slices: list[_Slice], uid: str) -> None:
+    """:class:`InputError` if a compressed transfer syntax of the series has no usable decoder."""
+    by_syntax: dict[UID, list[Path]] = {}
+    for s in slices:
+        ts = _transfer_syntax(s.header)
+        if ts is not None and ts.is_compressed:
+            by_syntax.setdefault(ts, []).append(s.path)
+    for ts, paths in by_syntax.items():
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError:
+            missing = "pydicom has no decoder for it"
+        else:
+            if decoder.is_available:
+                continue
+            missing = "pydicom plugins: " + "; ".join(decoder.missing_dependencies)
+        raise InputError(
+            f"Cannot decode series '{uid}': {len(paths)} file(s) (e.g. '{paths[0]}') use "
+            f"the compressed transfer syntax {_syntax_name(ts)} and no installed decoder "
+            f"handles it ({missing}). {_decoder_hint(ts)}"
+        )
+
+
+def _decode_failure(path: Path, ts: UID | None, exc: Exception) -> str:
+    """Message for pixel data that pydicom failed to decode."""
+    syntax = _syntax_name(ts) if ts is not None else "unknown transfer syntax"
+    message = f"Could not decode the pixel data of '{path}' ({syntax}): {exc}"
+    if ts is not None and ts.is_compressed:
+        message += f". The file may be corrupt, or need another decoder: {_decoder_hint(ts)}"
+    return message
+
+
+def _syntax_name(ts: UID) -> str:
+    return f"{ts.name} ({ts})" if ts.name != str(ts) else str(ts)
+
+
+def _decoder_hint(ts: UID) -> str:
+    """Which package(s) to install to decode a compressed transfer syntax."""
+    name = ts.name
+    if "JPEG 2000" in name:
+        pkgs = "pylibjpeg and pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)"
+        return f"Install {pkgs}" + ("." if "High-Throughput" in name else " or python-gdcm.")
+    if "JPEG-LS" in name:
+        return "Install pyjpegls, or pylibjpeg and pylibjpeg-libjpeg, or python-gdcm."
+    if "JPEG" in name:
+        return (
+            "Install pylibjpeg and pylibjpeg-libjpeg (pip install pylibjpeg "
+            "pylibjpeg-libjpeg) or python-gdcm."
+        )
+    if "RLE" in name:
+        return "Install pylibjpeg and pylibjpeg-rle."
+    return "See pydicom's list of pixel data decoders for a package that supports it."
