@@ -110,7 +110,9 @@ def test_available_memory_cpu():
 
 def test_check_fits_returns_the_estimate_when_it_fits(dae):
     e = check_fits(dae, 32, "cpu", available=64 * GiB)
-    assert isinstance(e, MemoryEstimate)
+    assert e == estimate_memory(dae, 32)  # the estimate itself, for the default options
+    assert e.size == (32, 32, 32) and e.training and e.batch == 1
+    assert 0 < e.peak_total <= 0.9 * 64 * GiB  # within the budget left by the 10% headroom
 
 
 def test_check_fits_with_a_tiny_budget_explains_itself(dae):
