@@ -244,9 +244,9 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
         Angles that are not finite or repeat, one angle per image missing, or views the
         model was not trained for (without ``allow_other_views``).
     """
+    from angio.device import resolve_device
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_projections
-    from angio.device import resolve_device
 
     angles = np.asarray(angles, dtype=float).ravel()
     if len(angles) != len(images):
