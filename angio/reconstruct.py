@@ -28,7 +28,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +36,13 @@ from angio.atomic import atomic_folder
 from angio.errors import InputError
 
 __all__ = ["read_images", "prepare_projections", "reconstruct", "write_outputs",
-           "shipped_checkpoint", "Reconstruction", "ANGLE_TOLERANCE_DEG"]
+           "Reconstruction", "ANGLE_TOLERANCE_DEG"]
 
 ANGLE_TOLERANCE_DEG = 1.0
 """How far a view may be from the angle a model was trained for."""
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 _IMAGE_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
-
-
-def shipped_checkpoint() -> Path:
-    """The small trained checkpoint shipped with the package (paper's model, 2 views, CPU size)."""
-    ref = resources.files("angio._data.checkpoints").joinpath("biplane_cpu.pt")
-    with resources.as_file(ref) as path:
-        return Path(path)
 
 
 def _read_one(path: Path) -> tuple[np.ndarray, float | None]:

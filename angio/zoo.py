@@ -426,7 +426,7 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         x = acquired_inputs(vols, exp.n_views, exp.modes, acquisition, seed=settings.seed)
         prob = predict_case(model, x, settings)
         for target in ("exact", "otsu"):
-            rows.append({"method": name, "views": exp.n_views, "case": case, "target": target,
+            rows.append({"method": name, "experiment": name, "views": exp.n_views, "case": case, "target": target,
                          **evaluate(prob, vols.target(target))})
         if keep:
             kept[case] = prob
