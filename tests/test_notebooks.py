@@ -35,7 +35,7 @@ def test_every_notebook_ran_without_errors_and_wrote_its_tables(executed):
         assert not errors, path.name
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and 'profile = "tiny"' in injected[0].source, path.name
-    for table in ("ground_truth", "view_sweep", "biplane"):
+    for table in ("ground_truth", "view_sweep", "biplane", "zoo", "zoo_robustness"):
         rows = json.loads((executed / "metrics" / f"{table}.json").read_text())["rows"]
         assert rows and all(0.0 <= r["iou"] <= 1.0 for r in rows), table
     assert list((executed / "meshes").glob("*.stl")) and list((executed / "meshes").glob("*.vtp"))
@@ -73,7 +73,11 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
         assert html.count('<div class="angio-scene"><iframe') == 1, chapter
         assert "srcdoc=" in html and "vtk" in html.lower()
     tables = (book / "results" / "notebooks" / "06_view_sweep.html").read_text()
-    assert "Table 1 (this run)" in tables and "paper IoU (quoted)" in tables
+    assert "Table 1: this run" in tables and "paper IoU" in tables and "paper MAE" in tables
+    biplane = (book / "results" / "notebooks" / "07_biplane.html").read_text()
+    assert "L1 + conditional GAN (paper, quoted by the paper)" in biplane
+    zoo = (book / "results" / "notebooks" / "11_model_zoo.html").read_text()
+    assert "Against the exact mask at 0.5 mm" in zoo and "Dice under acquisition errors" in zoo
     assert "<img" in tables  # the IoU-vs-views figure
 
 
