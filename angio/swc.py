@@ -79,10 +79,16 @@ class Tree:
         pad = self.radius[:, None] if with_radius else 0.0
         return (self.points - pad).min(axis=0), (self.points + pad).max(axis=0)
 
-    def with_points(self, points: np.ndarray, radius: np.ndarray | None = None, **kw) -> "Tree":
+    def with_points(self, points: np.ndarray, radius: np.ndarray | None = None, **kw) -> Tree:
         """A copy with new point coordinates (and optionally radii or other fields)."""
         return replace(self, points=np.asarray(points, dtype=np.float64),
                        radius=self.radius if radius is None else np.asarray(radius, np.float64), **kw)
+
+
+MAX_COORDINATE_MM = 1e5
+"""Largest accepted coordinate magnitude in an SWC file (mm): far beyond any anatomy."""
+MAX_RADIUS_MM = 1e3
+"""Largest accepted radius in an SWC file (mm)."""
 
 
 def read_swc(path: str | os.PathLike) -> Tree:
@@ -146,10 +152,17 @@ def parse_swc(data: bytes | str, *, source: str = "<swc>") -> Tree:
             parent_ids[k] = int(fields[6])
         except ValueError as exc:
             raise InputError(f"{source}:{lineno}: not a number ({exc})") from None
+        except OverflowError:
+            raise InputError(f"{source}:{lineno}: point or parent id out of range "
+                             f"(ids must fit in 64 bits)") from None
         if not np.isfinite(values[k]).all():
             raise InputError(f"{source}:{lineno}: non-finite coordinate or radius")
         if values[k, 3] < 0:
             raise InputError(f"{source}:{lineno}: negative radius {values[k, 3]}")
+        if np.abs(values[k, :3]).max() > MAX_COORDINATE_MM or values[k, 3] > MAX_RADIUS_MM:
+            raise InputError(f"{source}:{lineno}: absurd coordinate or radius {values[k].tolist()} "
+                             f"(limits: |x|, |y|, |z| <= {MAX_COORDINATE_MM:g} mm, "
+                             f"radius <= {MAX_RADIUS_MM:g} mm)")
     return Tree(points=values[:, :3].copy(), radius=values[:, 3].copy(),
                 parent=_parent_rows(ids, parent_ids, rows, source), frame="swc-xyz",
                 name=Path(source).name, ids=ids)
@@ -175,4 +188,20 @@ def _parent_rows(ids: np.ndarray, parent_ids: np.ndarray, rows: list, source: st
     selfref = np.flatnonzero(parent_ids == ids)
     if selfref.size:
         raise InputError(f"{source}:{rows[selfref[0]][0]}: point {ids[selfref[0]]} is its own parent")
-    return np.where(is_root, -1, order[pos]).astype(np.int64)
+    parent = np.where(is_root, -1, order[pos]).astype(np.int64)
+    cyclic = _cyclic_rows(parent)
+    if cyclic.size:
+        k = cyclic[0]
+        raise InputError(f"{source}:{rows[k][0]}: point {ids[k]} never reaches a root "
+                         f"(its parent chain is a cycle)")
+    return parent
+
+
+def _cyclic_rows(parent: np.ndarray) -> np.ndarray:
+    """Rows whose parent chain never reaches a root (pointer jumping, O(n log n))."""
+    n = len(parent)
+    rows = np.arange(n)
+    up = np.where(parent < 0, rows, parent)  # roots point to themselves
+    for _ in range(max(1, int(np.ceil(np.log2(max(n, 2))))) + 1):
+        up = up[up]
+    return np.flatnonzero(parent[up] >= 0)

@@ -52,6 +52,11 @@ def test_truncated_last_line_is_dropped_with_warning(tmp_path):
         ("1 1 0 0 0 1 -1\n1 3 0 0 0 1 1\n", ":2:", "duplicate point id 1"),
         ("1 1 0 0 0 1 2\n2 3 0 0 0 1 1\n", "", "no root"),
         ("\n# nothing\n", "", "empty SWC"),
+        # a root plus a separate cycle 2 -> 3 -> 4 -> 2
+        ("1 1 0 0 0 1 -1\n2 3 1 0 0 1 4\n3 3 2 0 0 1 2\n4 3 3 0 0 1 3\n", ":2:", "cycle"),
+        ("1 1 0 0 0 1 -1\n99999999999999999999999 3 0 0 0 1 1\n", ":2:", "id out of range"),
+        ("1 1 0 0 0 1 -1\n2 3 1e30 0 0 1 1\n", ":2:", "absurd coordinate"),
+        ("1 1 0 0 0 1 -1\n2 3 0 0 0 1e30 1\n", ":2:", "absurd coordinate or radius"),
     ],
 )
 def test_malformed_files_raise_input_error_naming_file_and_line(tmp_path, text, where, what):
