@@ -1,6 +1,6 @@
 # angio3d: the two commands a fresh machine needs (see README):
 #   make study   set up, run the whole CPU-sized study with papermill, build the HTML book
-#   make test    set up, run the whole test suite (unit, slow, notebooks with nbval, book build)
+#   make test    set up, lint (ruff), run the whole test suite (unit, slow, notebooks with nbval, book build)
 PY := .venv/bin/python
 PROFILE ?= cpu
 export VTK_DEFAULT_OPENGL_WINDOW := vtkEGLRenderWindow
@@ -12,6 +12,7 @@ study: setup
 	$(PY) -m angio.study book
 
 test: setup-browser
+	$(PY) -m ruff check angio tests benchmarks scripts
 	$(PY) -m pytest -m "slow or not slow" tests
 
 setup:

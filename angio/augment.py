@@ -71,6 +71,7 @@ class TreeTransform:
 
     @property
     def is_identity(self) -> bool:
+        """Whether the transform leaves every tree unchanged."""
         return self.rotation_deg == (0.0, 0.0, 0.0) and not self.flip and self.scale == 1.0
 
     def matrix(self) -> np.ndarray:
@@ -79,6 +80,7 @@ class TreeTransform:
         return self.scale * rotation_matrix(self.rotation_deg) @ f
 
     def __call__(self, tree: Tree) -> Tree:
+        """The transformed copy of ``tree`` (in the volume frame ``zyx``)."""
         if tree.frame != "zyx":
             raise ValueError(f"tree {tree.name!r}: augment in the volume frame (zyx), got {tree.frame!r}")
         lo, hi = tree.bounds()

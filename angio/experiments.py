@@ -96,16 +96,19 @@ class StudySettings:
     results_dir: str = "results"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StudySettings":
+    def from_dict(cls, d: dict) -> StudySettings:
+        """Inverse of :func:`dataclasses.asdict` (``spec`` may be a dict)."""
         d = dict(d)
         d["spec"] = VolumeSpec(**d["spec"]) if isinstance(d.get("spec"), dict) else d.get("spec", VolumeSpec())
         return cls(**d)
 
     @property
     def results(self) -> Path:
+        """``results_dir`` as a path."""
         return Path(self.results_dir)
 
     def cache(self) -> VolumeCache:
+        """The volume cache under ``results/cache``."""
         return VolumeCache(self.results / "cache")
 
 

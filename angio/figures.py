@@ -147,7 +147,7 @@ def per_case(rows: Sequence[Mapping], *, metric: str = "dice", by: str = "method
     for r in rows:
         groups.setdefault(str(r[by]), []).append(float(r[metric]))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(groups)), 3.2))
-    for k, (name, values) in enumerate(groups.items()):
+    for k, values in enumerate(groups.values()):
         ax.bar(k, np.mean(values), color=f"C{k}", alpha=0.35, width=0.6)
         ax.plot(np.full(len(values), k) + np.linspace(-0.15, 0.15, len(values)), values, "o", color=f"C{k}")
     if goal is not None:

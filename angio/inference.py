@@ -140,8 +140,11 @@ Window = tuple[int, int, int, int]
 
 
 def _exact_windows(n: int, p: int, margin: int) -> list[Window]:
-    """``(start, stop, lo, hi)`` per window along an axis of length ``n``: the window
-    ``[start, stop)`` supplies the output voxels ``[lo, hi)``; the ``[lo, hi)`` partition ``[0, n)``."""
+    """``(start, stop, lo, hi)`` per window along an axis of length ``n``.
+
+    The window ``[start, stop)`` supplies the output voxels ``[lo, hi)``; the ``[lo, hi)``
+    partition ``[0, n)``.
+    """
     if p >= n:
         return [(0, n, 0, n)]
     step = p - 2 * margin
@@ -339,8 +342,11 @@ def _run_chunk(
     device: torch.device,
     autocast: torch.autocast,
 ) -> None:
-    """Predict a batch of same-sized windows; write their valid regions (exact) or accumulate
-    them with Gaussian weights (blending, when ``weight`` is given)."""
+    """Predict a batch of same-sized windows.
+
+    Their valid regions are written (exact), or accumulated with Gaussian weights (blending,
+    when ``weight`` is given).
+    """
     extents = [tuple(slice(w[0], w[1]) for w in win) for win in chunk]
     if len(extents) == 1:  # a view, no copy (the whole volume in a single-window pass)
         batch = x[(slice(None), *extents[0])][None].to(device)

@@ -128,7 +128,8 @@ class MemoryEstimate:
     peak_total: int = field(init=False)
 
     def __post_init__(self) -> None:
-        total = self.parameters + self.gradients + self.optimizer_state + self.inputs + self.activations + self.workspace
+        total = (self.parameters + self.gradients + self.optimizer_state + self.inputs + self.activations
+                 + self.workspace)
         object.__setattr__(self, "peak_total", int(total))
 
     def describe(self) -> str:
@@ -164,7 +165,9 @@ class InsufficientMemoryError(MemoryError):
         ``(description, bytes_needed, fits)`` for each alternative that was tried.
     """
 
-    def __init__(self, message: str, *, required: int, available: int, alternatives: list[tuple[str, int, bool]]) -> None:
+    def __init__(
+        self, message: str, *, required: int, available: int, alternatives: list[tuple[str, int, bool]]
+    ) -> None:
         super().__init__(message)
         self.required, self.available, self.alternatives = required, available, alternatives
 
@@ -340,7 +343,9 @@ def _probe_sides(model: nn.Module) -> tuple[int, int]:
     return small, 2 * small
 
 
-def _fit(model: nn.Module, *, in_channels: int, precision: str, checkpointing: bool, training: bool, loss: str, method: str) -> _Fit:
+def _fit(
+    model: nn.Module, *, in_channels: int, precision: str, checkpointing: bool, training: bool, loss: str, method: str
+) -> _Fit:
     key = (in_channels, precision, checkpointing, training, loss, method)
     cache = _FIT_CACHE.setdefault(model, {})
     if key in cache:
@@ -469,9 +474,13 @@ def estimate_memory(
     cin = _in_channels(model, in_channels)
     ckpt = bool(getattr(model, "checkpointing", False)) if checkpointing is None else bool(checkpointing)
     if ckpt and not hasattr(model, "checkpointing"):
-        raise ValueError(f"{type(model).__name__} has no 'checkpointing' attribute; cannot estimate with checkpointing=True.")
+        raise ValueError(
+            f"{type(model).__name__} has no 'checkpointing' attribute; cannot estimate with checkpointing=True."
+        )
     ckpt = ckpt and training
-    fit = _fit(model, in_channels=cin, precision=precision, checkpointing=ckpt, training=training, loss=loss, method=method)
+    fit = _fit(
+        model, in_channels=cin, precision=precision, checkpointing=ckpt, training=training, loss=loss, method=method
+    )
     return _assemble(
         model, fit, shape, in_channels=cin, batch=batch, precision=precision, checkpointing=ckpt,
         training=training, optimizer=optimizer, method=method,
@@ -556,8 +565,11 @@ def _alternatives(
 def _largest_patch(
     model: nn.Module, shape: tuple[int, int, int], opts: dict[str, Any], budget: int, extra: int
 ) -> tuple[int, MemoryEstimate] | None:
-    """Largest cubic side (a multiple of the model's divisor, smaller than the volume: a patch
-    as large as the volume is no alternative) whose estimate plus ``extra`` fits."""
+    """Largest cubic side whose estimate plus ``extra`` fits.
+
+    The side is a multiple of the model's divisor, smaller than the volume (a patch as large
+    as the volume is no alternative).
+    """
     d = int(getattr(model, "spatial_divisor", 1))
     side = ((min(shape) - 1) // d) * d
     while side >= 2 * d:
@@ -631,7 +643,8 @@ def check_fits(
     if found is not None:
         side, patch_est = found
         extra_bytes = 0 if est.training else extra
-        tried.append((f"{what} at {side}^3 ({patch_est.precision}{' + checkpointing' if patch_est.checkpointing else ''})",
+        ckpt_note = " + checkpointing" if patch_est.checkpointing else ""
+        tried.append((f"{what} at {side}^3 ({patch_est.precision}{ckpt_note})",
                       patch_est.peak_total + extra_bytes, True))
     message = (
         f"{type(model).__name__} {est.describe()} needs an estimated {_gib(est.peak_total)}, but only "

@@ -257,7 +257,7 @@ def _bounding_box(label: np.ndarray, pad: int) -> tuple[slice, ...]:
 
 
 def _cldice(pred: np.ndarray, label: np.ndarray) -> float:
-    """clDice of two boolean arrays, with the empty cases of the module docstring."""
+    """The clDice of two boolean arrays, with the empty cases of the module docstring."""
     if pred.ndim not in (2, 3):
         raise ValueError(f"cldice needs 2D or 3D arrays, got shape {pred.shape}")
     has_pred, has_label = bool(pred.any()), bool(label.any())

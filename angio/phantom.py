@@ -63,6 +63,7 @@ class Modality:
 
     @property
     def has_bone(self) -> bool:
+        """Whether the volume has a skull (a bone intensity and a positive thickness)."""
         return self.bone is not None and self.skull_mm > 0
 
 

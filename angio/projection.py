@@ -87,7 +87,7 @@ def view_angles(n: int, *, span_deg: float = 90.0) -> np.ndarray:
 
 # --------------------------------------------------------------------------- geometry
 def _cos_sin(angle_deg: float) -> tuple[float, float]:
-    """cos and sin of an angle in degrees, exact at multiples of 90 degrees."""
+    """``cos`` and ``sin`` of an angle in degrees, exact at multiples of 90 degrees."""
     r = np.deg2rad(angle_deg)
     c, s = float(np.cos(r)), float(np.sin(r))
     snap = lambda v: float(round(v)) if abs(v - round(v)) < 1e-12 else v  # noqa: E731
@@ -104,15 +104,17 @@ def _floor_weight(p: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def _trig(angles: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of all angles (float64), exact at multiples of 90 degrees, shape (T, 1, 1)."""
+    """``cos`` and ``sin`` of all angles (float64), exact at multiples of 90 degrees, shape (T, 1, 1)."""
     cs = np.array([_cos_sin(float(t)) for t in angles], dtype=np.float64).reshape(-1, 2, 1, 1)
     return torch.from_numpy(cs[:, 0]), torch.from_numpy(cs[:, 1])
 
 
 def _cached(fn: Callable) -> Callable:
-    """Keep the last two plans of ``fn`` per (N, angles, device): training and benchmarks
-    project thousands of volumes with the same geometry, and a 384^3 plan of 90 views takes
-    about half a second to build (and about 200 MB to hold)."""
+    """Keep the last two plans of ``fn`` per (N, angles, device).
+
+    Training and benchmarks project thousands of volumes with the same geometry, and a 384^3
+    plan of 90 views takes about half a second to build (and about 200 MB to hold).
+    """
     cache = functools.lru_cache(maxsize=2)(lambda n, angles, device: fn(n, np.asarray(angles), torch.device(device)))
     return lambda n, angles, device: cache(int(n), tuple(float(a) for a in angles), str(device))
 
@@ -155,7 +157,7 @@ def _bp_plan(n: int, angles: np.ndarray, device: torch.device):
 # --------------------------------------------------------------------------- kernels
 def _mip_kernel(table: torch.Tensor, base: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor,
                 n: int) -> torch.Tensor:
-    """table (N*N+1, Zc) with sentinel last; base/wx/wy (T, I, J) -> (T, J, Zc)."""
+    """``table`` (N*N+1, Zc) with sentinel last; base/wx/wy (T, I, J) -> (T, J, Zc)."""
     sentinel = table.shape[0] - 1
     b00 = torch.where(base < 0, sentinel, base)
     b01 = torch.where(base < 0, sentinel, base + 1)
@@ -169,7 +171,7 @@ def _mip_kernel(table: torch.Tensor, base: torch.Tensor, wx: torch.Tensor, wy: t
 
 
 def _bp_sum_kernel(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """table (T*N+1, Zc) with a zero row last; idx/w (T, M) -> (M, Zc)."""
+    """``table`` (T*N+1, Zc) with a zero row last; idx/w (T, M) -> (M, Zc)."""
     sentinel = table.shape[0] - 1
     i0 = torch.where(idx < 0, sentinel, idx)
     i1 = torch.where(idx < 0, sentinel, idx + 1)
@@ -177,7 +179,7 @@ def _bp_sum_kernel(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> t
 
 
 def _bp_min_kernel(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """table (T*N+1, Zc) with a +_BIG row last; idx/w (T, M) -> (M, Zc)."""
+    """``table`` (T*N+1, Zc) with a +_BIG row last; idx/w (T, M) -> (M, Zc)."""
     sentinel = table.shape[0] - 1
     i0 = torch.where(idx < 0, sentinel, idx)
     i1 = torch.where(idx < 0, sentinel, idx + 1)

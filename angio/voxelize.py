@@ -83,7 +83,7 @@ class Grid:
 
     @classmethod
     def around(cls, tree: Tree, n: int, fov_mm: float = DEFAULT_FOV_MM, *,
-               center: str = "bbox") -> "Grid":
+               center: str = "bbox") -> Grid:
         """A grid of ``n^3`` voxels over ``fov_mm`` centred on the tree.
 
         ``center="bbox"`` centres it on the tree's bounding box (radii included), which keeps

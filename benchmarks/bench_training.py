@@ -76,8 +76,10 @@ def _rss_peak() -> int:
 
 
 def _rss_baseline() -> int:
-    """Current RSS, after resetting the peak-RSS mark to it (Linux ``clear_refs``), so that a
-    transient peak from imports or warm-up cannot mask the measured step's peak."""
+    """Current RSS, after resetting the peak-RSS mark to it (Linux ``clear_refs``).
+
+    A transient peak from imports or warm-up then cannot mask the measured step's peak.
+    """
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -103,7 +105,8 @@ def _worker_train(cfg: dict) -> dict:
 
     device = resolve_device("auto")
     cuda = device.type == "cuda"
-    model = _build({**cfg, "kwargs": {**cfg.get("kwargs", {}), "checkpointing": cfg["checkpointing"]}}).to(device).train()
+    kwargs = {**cfg.get("kwargs", {}), "checkpointing": cfg["checkpointing"]}
+    model = _build({**cfg, "kwargs": kwargs}).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = FocalLoss()
 
@@ -191,7 +194,8 @@ def _run(cfg: dict, timeout: float = 1800, malloc_env: dict[str, str] | None = N
     env.update(_MALLOC_ENV if malloc_env is None else malloc_env)
     env["PYTHONWARNINGS"] = "ignore"
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, __file__, "--worker", json.dumps(cfg)],
+        capture_output=True, text=True, timeout=timeout, env=env,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -241,8 +245,7 @@ def _fmt_mib(n: float) -> str:
 
 
 def bench_training(sizes: list[int], *, unfused: bool) -> list[dict]:
-    import torch
-
+    """Measure a training step of each model, size, precision and checkpointing setting (one row each)."""
     from angio.device import resolve_device
     from angio.memory import InsufficientMemoryError, available_memory, check_fits
 
@@ -290,7 +293,8 @@ def bench_training(sizes: list[int], *, unfused: bool) -> list[dict]:
                    est384=_estimates(model_name, kwargs, 384, precision, ckpt)["trace"].peak_total)
         rows.append(row)
         print(
-            f"{label:<26}{size:>6} {precision:<5}{'yes' if ckpt else 'no':<5}{res['time']:8.2f}{_fmt_mib(res['peak']):>10}"
+            f"{label:<26}{size:>6} {precision:<5}{'yes' if ckpt else 'no':<5}{res['time']:8.2f}"
+            f"{_fmt_mib(res['peak']):>10}"
             f"{_fmt_mib(est_step):>9}{est_step / res['peak']:9.2f}{_fmt_mib(saved_step):>10}{bpv:7.0f}"
             f"{extrap / GiB:10.1f}{extrap / PAPER_BYTES:8.2f}",
             flush=True,
@@ -306,6 +310,7 @@ def _find(rows: list[dict], **keys) -> dict | None:
 
 
 def print_ratios(rows: list[dict], sizes: list[int]) -> None:
+    """Print the time and memory ratios of bf16 and checkpointing (same model and size) and the 384^3 extrapolation."""
     print("\nRatios (same model and size)")
     print(f"{'model':<26}{'size':>6}{'bf16/fp32 time':>16}{'bf16/fp32 mem':>15}{'ckpt/no time':>14}"
           f"{'ckpt mem saving':>17}{'bf16+ckpt mem/fp32':>20}")
@@ -352,8 +357,8 @@ def bench_allocator(size: int) -> None:
 
 
 def bench_inference(size: int, patches: dict[str, int]) -> list[dict]:
+    """Measure whole-volume and sliding-window inference at ``size^3`` (one row per model, mode and precision)."""
     import numpy as np
-    import torch
 
     from angio.device import resolve_device
     from angio.memory import InsufficientMemoryError, available_memory, check_fits, estimate_memory
@@ -361,7 +366,8 @@ def bench_inference(size: int, patches: dict[str, int]) -> list[dict]:
     device = str(resolve_device("auto"))
 
     print(f"\nInference at {size}^3 (BatchNorm folded, eval); sliding window = exact tiling (no blending)")
-    header = f"{'model':<10}{'mode':<25}{'prec':<6}{'time s':>8}{'peak MiB':>10}{'max|diff|':>11}{'est MiB':>9}{'384^3 GiB':>11}"
+    header = (f"{'model':<10}{'mode':<25}{'prec':<6}{'time s':>8}{'peak MiB':>10}{'max|diff|':>11}{'est MiB':>9}"
+              f"{'384^3 GiB':>11}")
     print(header)
     print("-" * len(header))
     rows: list[dict] = []
@@ -411,12 +417,14 @@ def bench_inference(size: int, patches: dict[str, int]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 64^3 (CI smoke test)")
     parser.add_argument("--size", type=int, nargs="+", help="training sizes to measure (e.g. 384)")
     parser.add_argument("--no-inference", action="store_true", help="skip the inference comparison")
     parser.add_argument("--malloc", choices=("fixed", "default"), default="fixed",
-                        help="glibc mmap threshold in the measuring processes: fixed at 128 KiB (default) or glibc's own")
+                        help="glibc mmap threshold in the measuring processes: fixed at 128 KiB (default) "
+                             "or glibc's own")
     parser.add_argument("--json", help="also write the measurements to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -429,9 +437,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [64] if args.quick else (args.size or [64, 96, 128])
     if args.malloc == "default":
         _MALLOC_ENV.clear()
+    malloc = " ".join(f"{k}={v}" for k, v in _MALLOC_ENV.items()) or "glibc default malloc"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}, "
-          f"measuring processes run with {' '.join(f'{k}={v}' for k, v in _MALLOC_ENV.items()) or 'glibc default malloc'}")
+          f"measuring processes run with {malloc}")
     rows = bench_training(sizes, unfused=not args.quick)
     print_ratios(rows, sizes)
     if not args.quick and not torch.cuda.is_available():
@@ -448,7 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         import platform
         from datetime import datetime, timezone
 
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.machine()} CPU, {os.cpu_count()} cores"
+        cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores"
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
         training = [{"model": r["model"], "size": r["size"], "precision": r["precision"], "ckpt": r["ckpt"],
                      "step_s": r["time"], "peak_mib": r["peak"] / 2**20, "est_mib": r["est"] / 2**20,
                      "bytes_per_voxel": r["bpv"], "extrap_384_gb": r["extrap"] / 1e9,

@@ -13,8 +13,8 @@ import pytest
 from angio.memory import (
     InsufficientMemoryError,
     MemoryEstimate,
-    _probe_training,
     _fit,
+    _probe_training,
     available_memory,
     check_fits,
     estimate_memory,

@@ -26,8 +26,8 @@ from angio.train import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_worker import BlobDataset, tiny_config  # noqa: E402
-from weights import assert_same_state  # noqa: E402
+from ddp_worker import BlobDataset, tiny_config
+from weights import assert_same_state
 
 TIMING_KEYS = {"time_s", "wall_time_s", "voxels_per_s"}
 
@@ -141,7 +141,8 @@ def test_resume_is_bit_identical(tmp_path, precision):
             assert torch.equal(sa[key], sb[key])
     assert a["global_step"] == b["global_step"] == 9
     # resuming a finished run does nothing
-    again = fit(tiny_config(str(tmp_path / "resumed"), epochs=3, **changes), BlobDataset(3), resume=True, progress=False)
+    again = fit(tiny_config(str(tmp_path / "resumed"), epochs=3, **changes), BlobDataset(3), resume=True,
+                progress=False)
     assert _strip_timing(again) == _strip_timing(straight)
 
 
@@ -322,7 +323,8 @@ def test_cli_main(tmp_path):
 # ----------------------------------------------------------------------------- DDP
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     env["CUDA_VISIBLE_DEVICES"] = ""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

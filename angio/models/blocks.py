@@ -82,8 +82,11 @@ _CHUNK_CHANNELS = 8
 
 
 def _scatter_to_windows(grad: torch.Tensor, local: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Gradient of the pooled tensor ``(B, C, Z/2, Y/2, X/2)`` placed at the argmax voxels of a
-    new zero tensor of the input ``shape`` ``(B, C, Z, Y, X)``."""
+    """Scatter the gradient of the pooled tensor back to the argmax voxels of each window.
+
+    ``grad`` ``(B, C, Z/2, Y/2, X/2)`` is placed into a new zero tensor of the input ``shape``
+    ``(B, C, Z, Y, X)``.
+    """
     b, c, z, y, x = shape
     out = grad.new_zeros((b, c, z * y * x))
     base = _window_base((z, y, x), grad.device)
@@ -164,7 +167,9 @@ def _frozen_running_stats(norms: list[nn.modules.batchnorm._BatchNorm]) -> Itera
     while keeping the op (and the tensors autograd saves, which checkpointing compares)
     identical to the original forward; ``num_batches_tracked`` is restored afterwards.
     """
-    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
+    saved = [
+        (m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms
+    ]
     for m in norms:
         m.momentum = 0.0
     try:

@@ -63,7 +63,9 @@ class DenoisingAutoencoder3D(nn.Module):
             return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), *tail)
 
         def up(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.ConvTranspose3d(cin, cout, 2, stride=2), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+            return nn.Sequential(
+                nn.ConvTranspose3d(cin, cout, 2, stride=2), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)
+            )
 
         self.encoder = nn.Sequential(down(in_channels, 32), down(32, 64), down(64, 128))
         self.decoder = nn.Sequential(up(128, 64), up(64, 32))

@@ -140,6 +140,7 @@ class FocalLoss(nn.Module):
         return focal_loss(logits, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
 
     def extra_repr(self) -> str:
+        """The loss's parameters, for ``repr``."""
         return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
 
 
@@ -189,6 +190,7 @@ class DiceBCELoss(nn.Module):
             return self.dice_weight * dice.mean() + (1.0 - self.dice_weight) * bce
 
     def extra_repr(self) -> str:
+        """The loss's parameters, for ``repr``."""
         return f"dice_weight={self.dice_weight}"
 
 

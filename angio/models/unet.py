@@ -107,7 +107,8 @@ class UNet3D(nn.Module):
         norm_groups: int = 8,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("base_channels", base_channels)):
+        sizes = (("in_channels", in_channels), ("out_channels", out_channels), ("base_channels", base_channels))
+        for name, value in sizes:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 6:
@@ -191,6 +192,7 @@ class UNet3D(nn.Module):
         return self.head(x)
 
     def extra_repr(self) -> str:
+        """The constructor arguments, for ``repr``."""
         return (
             f"in_channels={self.in_channels}, out_channels={self.out_channels}, base_channels={self.base_channels}, "
             f"depth={self.depth}, residual={self.residual}, norm={self.norm!r}, checkpointing={self.checkpointing}"

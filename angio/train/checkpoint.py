@@ -106,15 +106,19 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, wrong file type, ...
         raise InputError(
-            f"{path}: cannot read the checkpoint: the file is truncated or corrupt, or not a checkpoint ({type(exc).__name__}: {exc})."
+            f"{path}: cannot read the checkpoint: the file is truncated or corrupt, or not a checkpoint "
+            f"({type(exc).__name__}: {exc})."
         ) from exc
-    missing = [k for k in ("format", "model", "config", "epoch", "global_step") if not isinstance(payload, dict) or k not in payload]
+    required = ("format", "model", "config", "epoch", "global_step")
+    missing = [k for k in required if not isinstance(payload, dict) or k not in payload]
     if missing or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not an angio training checkpoint (format {CHECKPOINT_FORMAT!r}; missing {missing}).")
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike, *, map_location: Any = "cpu"
+) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Rebuild the trained model of a checkpoint written by :func:`~angio.train.fit`.
 
     Parameters
@@ -139,8 +143,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> tu
     Raises
     ------
     angio.InputError
-        The file is missing, truncated, corrupt, not a checkpoint of :func:`~angio.train.fit`, or its
-        weights do not fit the model its config describes; the message names the file.
+        The file is missing, truncated, corrupt, not a checkpoint of :func:`~angio.train.fit`,
+        or its weights do not fit the model its config describes; the message names the file.
     """
     payload = read_checkpoint(path, map_location)
     try:
@@ -183,7 +187,9 @@ def resume_payload(
     if info.is_main:
         try:
             if last.exists() and not resume:
-                raise FileExistsError(f"{last} exists: pass resume=True to continue that run, or choose another out_dir.")
+                raise FileExistsError(
+                    f"{last} exists: pass resume=True to continue that run, or choose another out_dir."
+                )
             if resume and last.exists():
                 result = read_checkpoint(last)
                 _check_resumable(result["config"], config, last)
@@ -197,7 +203,9 @@ def resume_payload(
 
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
-    changed = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    changed = sorted(
+        k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise ValueError(

@@ -32,7 +32,7 @@ __all__ = ["derive_seed", "deterministic_algorithms", "rng_state", "seed_everyth
 def seed_everything(seed: int) -> None:
     """Seed Python's :mod:`random`, NumPy's global generator and torch (CPU and CUDA) with ``seed``."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global generator is the one to seed
     torch.manual_seed(seed)
 
 
@@ -43,7 +43,7 @@ def derive_seed(*keys: int) -> int:
 
 def rng_state() -> dict[str, Any]:
     """The states of the global generators (torch CPU and CUDA, NumPy, Python), as saved in a checkpoint."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the legacy global generator's state
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -59,7 +59,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002 - as saved
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
 

@@ -52,7 +52,7 @@ class DistInfo:
 
 
 def setup_distributed(device_name: str) -> DistInfo:
-    """Join the ``torchrun`` process group (initialising it when needed); a single process without ``WORLD_SIZE > 1``."""
+    """Join the ``torchrun`` process group, initialising it when needed (nothing unless ``WORLD_SIZE > 1``)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()

@@ -89,7 +89,7 @@ def _padded(shape: Sequence[int], divisor: int) -> tuple[int, int, int]:
 
 
 def _forward(model: nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
-    """Logits ``(B, 1, Z, Y, X)`` of ``x`` ``(B, C, Z, Y, X)``, zero-padding to the model's divisor and cropping back."""
+    """Logits ``(B, 1, Z, Y, X)`` of ``x`` ``(B, C, Z, Y, X)``, zero-padded to the model's divisor and cropped back."""
     shape = tuple(x.shape[-3:])
     padded = _padded(shape, divisor)
     if padded == shape:
@@ -106,7 +106,10 @@ def _check_item(item: Mapping[str, Any], what: str, in_channels: int) -> None:
     if x.ndim != 4 or x.shape[0] != in_channels:
         raise ValueError(f"{what}: 'input' must be (C={in_channels}, Z, Y, X), got shape {tuple(x.shape)}.")
     if y.ndim != 4 or y.shape[0] != 1 or y.shape[1:] != x.shape[1:]:
-        raise ValueError(f"{what}: 'target' must be (1, Z, Y, X) matching the input, got {tuple(y.shape)} for input {tuple(x.shape)}.")
+        raise ValueError(
+            f"{what}: 'target' must be (1, Z, Y, X) matching the input, "
+            f"got {tuple(y.shape)} for input {tuple(x.shape)}."
+        )
 
 
 def _memory_check(
@@ -215,7 +218,9 @@ def _step_health(
     return loss_sum / info.world, norm_sum
 
 
-def _raise_non_finite(run: _Run, state: TrainState, epoch: int, what: str, value: float, batch: Mapping[str, Any]) -> None:
+def _raise_non_finite(
+    run: _Run, state: TrainState, epoch: int, what: str, value: float, batch: Mapping[str, Any]
+) -> None:
     cases = batch.get("case")
     last = run.out_dir / "last.pt"
     kept = (
@@ -364,7 +369,9 @@ def fit(
     try:
         device = resolve_device(config.device, local_rank=info.local_rank if info.enabled else None)
         with deterministic_algorithms(device, config.deterministic):
-            return _fit(config, train_set, val_set, info, device, resume=resume, progress=progress, on_epoch_end=on_epoch_end)
+            return _fit(
+                config, train_set, val_set, info, device, resume=resume, progress=progress, on_epoch_end=on_epoch_end
+            )
     finally:
         teardown_distributed(info)
 
@@ -408,7 +415,9 @@ def _fit(
     if config.patch_size is not None:
         bad = [s for s in size3(config.patch_size, "patch_size") if s % divisor]
         if bad:
-            raise ValueError(f"patch_size {config.patch_size} must be multiples of the model's spatial_divisor {divisor}.")
+            raise ValueError(
+                f"patch_size {config.patch_size} must be multiples of the model's spatial_divisor {divisor}."
+            )
         train_set = PatchDataset(train_set, config.patch_size, seed=config.seed, vessel_prob=config.vessel_prob)
     if config.check_memory:
         _memory_check(model, config, train_shape, val_shape, device, precision, info)
