@@ -434,16 +434,19 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from angio.device import resolve_device
+
+    cuda = resolve_device("auto").type == "cuda"
     sizes = [64] if args.quick else (args.size or [64, 96, 128])
     if args.malloc == "default":
         _MALLOC_ENV.clear()
     malloc = " ".join(f"{k}={v}" for k, v in _MALLOC_ENV.items()) or "glibc default malloc"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}, "
+          f"device {'cuda: ' + torch.cuda.get_device_name() if cuda else 'cpu'}, "
           f"measuring processes run with {malloc}")
     rows = bench_training(sizes, unfused=not args.quick)
     print_ratios(rows, sizes)
-    if not args.quick and not torch.cuda.is_available():
+    if not args.quick and not cuda:
         bench_allocator(max(sizes))
     inference = []
     if not args.no_inference:
@@ -458,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         from datetime import datetime, timezone
 
         cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores"
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
+        device = torch.cuda.get_device_name() if cuda else cpu
         training = [{"model": r["model"], "size": r["size"], "precision": r["precision"], "ckpt": r["ckpt"],
                      "step_s": r["time"], "peak_mib": r["peak"] / 2**20, "est_mib": r["est"] / 2**20,
                      "bytes_per_voxel": r["bpv"], "extrap_384_gb": r["extrap"] / 1e9,
