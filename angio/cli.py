@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 __all__ = ["main"]
@@ -88,8 +87,7 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from angio.experiments import (Trained, evaluate_model, mean_table, run_experiment, save_table,
-                                   study_split)
+    from angio.experiments import Trained, evaluate_model, mean_table, run_experiment, save_table, study_split
     from angio.train.checkpoint import load_checkpoint
 
     settings = _settings(args)
@@ -110,9 +108,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from angio.reconstruct import read_images, reconstruct, write_outputs
-
     from angio.errors import InputError
+    from angio.reconstruct import read_images, reconstruct, write_outputs
 
     if not (0.0 < args.level < 1.0):
         raise InputError(f"--level must be a probability in (0, 1), got {args.level}")
@@ -123,7 +120,8 @@ def cmd_reconstruct(args) -> int:
                          patch_size=args.patch, allow_other_views=args.allow_other_views)
     out = write_outputs(result, args.out, overwrite=args.overwrite, level=args.level)
     voxels = int((result.probability >= args.level).sum())
-    files = "probability.npz, dicom/, surface.stl, surface.vtp" if voxels else "probability.npz, dicom/ (no surface: empty)"
+    files = ("probability.npz, dicom/, surface.stl, surface.vtp" if voxels
+             else "probability.npz, dicom/ (no surface: empty)")
     print(f"model: {result.model}")
     for w in result.warnings:
         print(f"warning: {w}")
@@ -203,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``angio`` command line; returns the exit status (2: bad input, 3: out of memory)."""
     from angio.errors import InputError
 
     args = build_parser().parse_args(argv)

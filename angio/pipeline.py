@@ -75,6 +75,7 @@ class VolumeSpec:
 
     @property
     def voxel_mm(self) -> float:
+        """Voxel side in mm."""
         return self.fov_mm / self.size
 
     def key(self) -> str:
@@ -263,6 +264,7 @@ class VolumeCache:
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
     def path(self, case: str, spec: VolumeSpec, variant: int, seed: int) -> Path | None:
+        """The cache file of ``(case, spec, variant, seed)`` (``None`` without a cache folder)."""
         if self.root is None:
             return None
         tag = "" if variant == 0 else f"_a{self._augment_tag()}"
@@ -365,6 +367,7 @@ class VesselDataset(torch.utils.data.Dataset):
         return int(rng.integers(1, self.variants + 1))
 
     def volumes(self, index: int) -> CaseVolumes:
+        """The :class:`CaseVolumes` of item ``index`` in the current epoch."""
         return self.cache.get(self.cases[index], self.spec, variant=self.variant_of(index),
                               seed=self.seed)
 

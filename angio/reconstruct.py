@@ -285,6 +285,7 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
             "probability": "probability.npz: (N, N, N) float32 [z, y, x], z inferior->superior",
             "model": result.model, "warnings": list(result.warnings),
             "spacing_mm": h, "angles_deg": result.angles_deg.tolist(), "surface_level": level,
-            "surface": "surface.stl / surface.vtp (points x, y, z in mm)" if mesh.n_points else "empty: no voxel reached the level",
+            "surface": ("surface.stl / surface.vtp (points x, y, z in mm)" if mesh.n_points
+                        else "empty: no voxel reached the level"),
         }, indent=1))
     return Path(out_dir)

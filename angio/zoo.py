@@ -98,12 +98,14 @@ class Recipe:
     fp16: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain JSON-compatible data (as written into the record)."""
         d = asdict(self)
         d["settings"].pop("results_dir")
         d["experiment"]["model_kwargs"] = dict(self.experiment.model_kwargs)
         return d
 
     def run_settings(self, results_dir: str | os.PathLike) -> StudySettings:
+        """The recipe's settings with its run, cache and tables under ``results_dir``."""
         return replace(self.settings, results_dir=str(results_dir))
 
 
@@ -314,12 +316,14 @@ class ZooEntry:
 
     @property
     def experiment(self) -> Experiment:
+        """The :class:`~angio.experiments.Experiment` of the entry's recipe."""
         e = dict(self.record["recipe"]["experiment"])
         e["model_kwargs"] = tuple(sorted(e.get("model_kwargs", {}).items()))
         return Experiment(**e)
 
     @property
     def settings(self) -> StudySettings:
+        """The :class:`~angio.experiments.StudySettings` of the entry's recipe."""
         s = dict(self.record["recipe"]["settings"])
         return StudySettings.from_dict(s)
 

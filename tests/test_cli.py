@@ -7,7 +7,7 @@ import pytest
 
 import angio
 from angio import cli
-from angio.reconstruct import prepare_projections, read_images, write_outputs, Reconstruction
+from angio.reconstruct import Reconstruction, prepare_projections, read_images, write_outputs
 
 
 def write_png(path, img):
@@ -142,7 +142,7 @@ def _held_out_views(tmp_path, n_views=2):
 def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
     """A held-out case projected, saved, read back and reconstructed = the study's own path."""
     from angio import zoo
-    from angio.experiments import Trained, predict_case
+    from angio.experiments import predict_case
     from angio.pipeline import network_input
 
     entry, vols, angles, files = _held_out_views(tmp_path)

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -42,7 +41,7 @@ def test_every_notebook_ran_without_errors_and_wrote_its_tables(executed):
 
 
 def test_nbval_on_tiny_parameterized_notebooks(tmp_path, executed):
-    """nbval (lax) re-runs every notebook with the tiny parameters injected by papermill."""
+    """Nbval (lax) re-runs every notebook with the tiny parameters injected by papermill."""
     import papermill as pm
 
     for path in study.notebooks():

@@ -4,10 +4,10 @@ import json
 
 import nbformat
 import pytest
+from weights import assert_same_state
 
 from angio import experiments, study
 from angio.experiments import Experiment, StudySettings
-from weights import assert_same_state
 
 
 def test_profiles_and_overrides(tmp_path):
