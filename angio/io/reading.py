@@ -67,8 +67,10 @@ def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = Non
         the pixel data cannot be decoded (for example compressed with no decoder installed).
     """
     path = _existing_folder(folder)
-    groups = _group_by_series(_scan_images(path))
+    images, others = _scan_images(path)
+    groups = _group_by_series(images)
     uid, slices = _select_series(groups, series_uid, path)
+    _check_no_incomplete_slice(uid, slices, others)
     _check_consistent(slices, path)
     slices, normal = _sort_along_normal(slices)
     dz = _slice_step(slices, uid, path)
@@ -96,12 +98,12 @@ def _existing_folder(folder: str | os.PathLike) -> Path:
     return path
 
 
-def _scan_images(folder: Path) -> list[_Slice]:
-    """Read the headers (no pixel data) of the folder's DICOM image files, skipping the rest."""
+def _scan_images(folder: Path) -> tuple[list[_Slice], list[_Slice]]:
+    """Headers (no pixel data) of the folder's DICOM image slices, and of its other DICOM files."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
     if not files:
         raise InputError(f"DICOM folder '{folder}' is empty.")
-    images, n_not_dicom, n_not_image = [], 0, 0
+    images, others, n_not_dicom = [], [], 0
     for file in files:
         header = _read_header(file)
         if header is None:
@@ -109,14 +111,40 @@ def _scan_images(folder: Path) -> list[_Slice]:
         elif _is_volume_slice(header):
             images.append(_Slice(file, header))
         else:
-            n_not_image += 1
+            others.append(_Slice(file, header))
+    n_not_image = len(others)
     if not images:
         raise InputError(
             f"No DICOM image slices in '{folder}': of {len(files)} file(s), {n_not_dicom} are "
             f"not DICOM and {n_not_image} are DICOM files without an image or without "
             "ImagePositionPatient/ImageOrientationPatient (e.g. DICOMDIR, reports)."
         )
-    return images
+    return images, others
+
+
+def _sop_class(header: Dataset) -> str | None:
+    """The SOP class of a header, from the data set or its file meta information."""
+    sop = header.get("SOPClassUID") or getattr(header, "file_meta", {}).get("MediaStorageSOPClassUID")
+    return str(sop) if sop else None
+
+
+def _check_no_incomplete_slice(uid: str, slices: list[_Slice], others: list[_Slice]) -> None:
+    """Refuse a series with a file of its kind that lost its geometry (e.g. a truncated slice).
+
+    A DICOM file of the series' SOP class that names the series (or a prefix of its UID, or
+    no series at all) but has no rows/columns/position/orientation is a damaged slice: skipping it would
+    silently drop a slice from the volume (at either end of the stack no gap would show).
+    """
+    sop = _sop_class(slices[0].header)
+    for o in others:
+        same_kind = sop is not None and _sop_class(o.header) == sop
+        series = str(o.header.get("SeriesInstanceUID", ""))
+        if same_kind and uid.startswith(series):  # "" or a UID cut short by the truncation
+            raise InputError(
+                f"DICOM file '{o.path}' is an image of series '{uid}' (or of no series) but lacks "
+                "Rows/Columns/ImagePositionPatient/ImageOrientationPatient: it is truncated or "
+                "damaged. Restore or remove it; reading on would drop a slice from the volume."
+            )
 
 
 def _read_header(file: Path) -> Dataset | None:
@@ -167,9 +195,10 @@ def _describe_series(groups: dict[str, list[_Slice]]) -> str:
     """One line per series: UID, SeriesDescription and slice count."""
     lines = []
     for uid, slices in groups.items():
-        description = slices[0].header.get("SeriesDescription", "") or "(no description)"
+        # no SeriesDescription: free text that the de-identification profile removes
         name = uid or "(no SeriesInstanceUID)"
-        lines.append(f"  {name}  '{description}'  {len(slices)} slice(s)")
+        modality = slices[0].header.get("Modality", "") or "?"
+        lines.append(f"  {name}  {modality}  {len(slices)} slice(s)")
     return "\n".join(lines)
 
 
@@ -343,8 +372,32 @@ def _decode_series(slices: list[_Slice], uid: str) -> np.ndarray:
                 f"DICOM file '{s.path}' decodes to shape {pixels.shape}, expected a "
                 f"single grayscale frame of {out.shape[1:]}."
             )
+        _check_rescale(ds, s.path)
         out[k] = apply_modality_lut(pixels, ds)
+        if not np.isfinite(out[k]).all():
+            raise InputError(f"DICOM file '{s.path}': the modality LUT gives non-finite values.")
     return out
+
+
+_MAX_SLOPE = 1e4
+_MAX_INTERCEPT = 1e6
+
+
+def _check_rescale(ds: Dataset, path: Path) -> None:
+    """Refuse a RescaleSlope/RescaleIntercept that is not finite, zero or absurd."""
+    for key, limit in (("RescaleSlope", _MAX_SLOPE), ("RescaleIntercept", _MAX_INTERCEPT)):
+        raw = ds.get(key)
+        if raw in (None, ""):
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise InputError(f"DICOM file '{path}': {key} {raw!r} is not a number.") from None
+        if not np.isfinite(value) or abs(value) > limit or (key == "RescaleSlope" and value == 0):
+            raise InputError(
+                f"DICOM file '{path}': {key} {value!r} is not usable (it must be finite"
+                f"{', non-zero' if key == 'RescaleSlope' else ''} and at most {limit:g} in magnitude)."
+            )
 
 
 def _transfer_syntax(ds: Dataset) -> UID | None:
