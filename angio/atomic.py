@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,14 +107,23 @@ def atomic_folder(target: str | os.PathLike, *, overwrite: bool = False) -> Iter
     target = Path(target).absolute()
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: is a file, not a folder")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InputError(f"{target}: cannot create the folder: {blocking} is a file")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise InputError(f"{target}: folder is not empty; choose another folder, or pass "
                          "overwrite=True (--overwrite on the command line) to replace its content")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    existing_mode = stat.S_IMODE(target.stat().st_mode) if target.is_dir() else None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    except PermissionError as exc:
+        raise InputError(f"{target}: cannot write there ({exc.strerror}: {exc.filename})") from None
     try:
         yield tmp
         _publish_mode(tmp, folder=True)
+        if existing_mode is not None:  # a folder the user made keeps the permissions they gave it
+            os.chmod(tmp, existing_mode)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

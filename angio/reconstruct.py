@@ -45,6 +45,28 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 _IMAGE_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
 
 
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Largest view accepted (pixels per frame); checked from the file header before decoding."""
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse an image whose header declares an absurd size, before decoding it."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.pages[0].shape
+    else:
+        from PIL import Image
+
+        with Image.open(path) as im:  # lazy: reads the header only
+            shape = im.size[::-1]
+    pixels = int(np.prod(shape[:2], dtype=np.int64))
+    if pixels > MAX_IMAGE_PIXELS:
+        raise InputError(f"{path}: declares {shape[0]} x {shape[1]} pixels, more than the "
+                         f"{MAX_IMAGE_PIXELS:,} accepted; refusing to decode it")
+
+
 def _read_one(path: Path) -> tuple[np.ndarray, float | None]:
     """Grey image as displayed, and its full scale (integer images) or ``None`` (float images)."""
     if not path.exists():
@@ -66,6 +88,8 @@ def _read_one(path: Path) -> tuple[np.ndarray, float | None]:
                 img = (full if full is not None else float(img.max() + img.min())) - img
         elif path.suffix.lower() in _IMAGE_PLUGINS:
             import imageio.v3 as iio
+
+            _check_declared_size(path)
 
             raw = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]))
             if np.issubdtype(raw.dtype, np.integer):

@@ -7,6 +7,7 @@ import pytest
 
 import angio
 from angio.atomic import atomic_folder, atomic_path, atomic_write, atomic_write_text
+from angio.errors import InputError
 
 
 def mode(path):
@@ -57,4 +58,34 @@ def test_folders_swap_in_whole_or_not_at_all(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(angio.InputError, match="is a file"):
         with atomic_folder(tmp_path / "file"):
+            pass
+
+
+def test_folder_below_a_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="afile is a file"):
+        with atomic_folder(tmp_path / "afile" / "out"):
+            pass
+
+
+def test_replaced_folder_keeps_the_users_permissions(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    os.chmod(out, 0o750)
+    with atomic_folder(out, overwrite=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+def test_unwritable_parent_is_an_input_error(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(InputError, match="cannot write there"):
+        with atomic_folder(tmp_path / "out"):
             pass

@@ -233,3 +233,29 @@ def test_monochrome1_dicom_is_read_as_displayed(tmp_path):
     mono2, mono1 = read_images(paths, normalize=True)
     assert mono2[2, 0] == 1.0 and mono2[0, 0] == 0.0
     np.testing.assert_allclose(mono1, 1.0 - mono2)
+
+
+def test_image_declaring_an_absurd_size_is_refused_before_decoding(tmp_path):
+    import tifffile
+
+    # a small compressed TIFF that would decode to 9000 x 9000 pixels, above the limit
+    tiles = (np.zeros((1024, 1024), np.uint8) for _ in range(81))
+    tifffile.imwrite(tmp_path / "bomb.tif", data=tiles, shape=(9000, 9000), dtype=np.uint8,
+                     compression="zlib", tile=(1024, 1024))
+    assert (tmp_path / "bomb.tif").stat().st_size < 2_000_000
+    with pytest.raises(angio.InputError, match="bomb.tif: declares 9000 x 9000"):
+        read_images([tmp_path / "bomb.tif"])
+
+
+def test_blank_views_say_there_is_no_surface(tmp_path, capsys):
+    out = tmp_path / "o"
+    for k in range(2):
+        write_png(tmp_path / f"v{k}.png", np.zeros((32, 32)))
+    assert cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), "--angles", "0", "90",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    readme = json.loads((out / "README.json").read_text())
+    if not (out / "surface.stl").exists():  # nothing reached the level: say so, claim nothing
+        assert "no surface" in printed and readme["surface"].startswith("empty")
+    else:
+        assert "surface.stl" in printed
