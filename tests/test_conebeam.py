@@ -1,0 +1,106 @@
+"""Cone-beam geometry against analytic truth, the parallel-beam contract and a slow reference."""
+
+import math
+
+import numpy as np
+import pytest
+
+from angio.conebeam import CArmGeometry, cone_backproject, cone_mip, cone_mip_reference
+from angio.projection import backproject, mip
+
+
+def blobs(n, centres_mm, sigma_mm, h):
+    c = (n - 1) / 2
+    ax = (np.arange(n) - c) * h
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    v = np.zeros((n, n, n))
+    for cx, cy, cz in centres_mm:
+        v += np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * sigma_mm**2))
+    return (v / v.max()).astype(np.float32)
+
+
+def sphere(n, centre_mm, radius_mm, h):
+    c = (n - 1) / 2
+    ax = (np.arange(n) - c) * h
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    d = np.sqrt((x - centre_mm[0]) ** 2 + (y - centre_mm[1]) ** 2 + (z - centre_mm[2]) ** 2)
+    return np.clip(radius_mm - d + 0.5, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("angle", [0.0, 90.0, 30.0])
+def test_parallel_limit_is_the_parallel_contract(angle):
+    n, h = 24, 1.0
+    v = blobs(n, [(3, -4, 2), (-5, 2, -3)], 2.5, h)
+    expected = np.asarray(mip(v, [angle]))
+    parallel = cone_mip(v, [CArmGeometry.parallel(n, h, angle)], spacing_mm=h, step=0.25)
+    # the contract samples each ray once per voxel, this module four times: maxima differ a little
+    np.testing.assert_allclose(parallel, expected, atol=0.04)
+    # a cone whose source is very far away converges to the parallel rays
+    far = CArmGeometry(1e7, 1e7, (n, n), (h, h), angle)
+    np.testing.assert_allclose(cone_mip(v, [far], spacing_mm=h, step=0.25), parallel, atol=1e-3)
+    bp = cone_backproject(expected, [CArmGeometry.parallel(n, h, angle)], n, spacing_mm=h)
+    np.testing.assert_allclose(bp, np.asarray(backproject(expected, [angle], mode="sum")), atol=1e-4)
+
+
+@pytest.mark.parametrize("angle, tilt", [(0.0, 0.0), (30.0, 0.0), (120.0, 10.0)])
+def test_small_sphere_projects_by_similar_triangles(angle, tilt):
+    n, h, radius = 64, 1.0, 3.0
+    centre = np.array([10.0, -12.0, 8.0])
+    g = CArmGeometry.typical(96, h, angle, tilt_deg=tilt)
+    img = cone_mip(sphere(n, centre, radius, h), [g], spacing_mm=h, step=0.25)[0]
+    r, e_u, e_v = g.frame()
+    m = g.source_detector_mm / (g.source_isocenter_mm + centre @ r)
+    row = m * (centre @ e_v) / g.pixel_mm[0] + (96 - 1) / 2
+    col = m * (centre @ e_u) / g.pixel_mm[1] + (96 - 1) / 2
+    assert np.allclose(g.project(centre), (row, col))
+    w = np.clip(img, 0, None)
+    rr, cc = np.indices(img.shape)
+    assert (w * rr).sum() / w.sum() == pytest.approx(row, abs=0.3)
+    assert (w * cc).sum() / w.sum() == pytest.approx(col, abs=0.3)
+    # the disk's size: radius * local magnification, in detector pixels
+    area = (img > 0.5).sum()
+    assert math.sqrt(area / math.pi) == pytest.approx(radius * m / g.pixel_mm[1], rel=0.12)
+
+
+def test_typical_geometry_magnifies_about_one_and_a_half():
+    g = CArmGeometry.typical(64, 0.5)
+    assert g.magnification == pytest.approx(1100 / 750)
+    near, far = np.array([0, -40.0, 0]), np.array([0, 40.0, 0])  # t = 0: rays travel along +y
+    ones = np.array([[10.0, 0, 0]])
+    assert g.project(near + ones)[1] - g.project(near)[1] > g.project(far + ones)[1] - g.project(far)[1]
+
+
+def test_fast_mip_matches_the_slow_reference():
+    n, h = 16, 1.0
+    v = blobs(n, [(2, -3, 1), (-3, 3, -2)], 1.8, h)
+    g = CArmGeometry(60.0, 90.0, (12, 12), (1.6, 1.6), angle_deg=25.0, tilt_deg=5.0)
+    fast = cone_mip(v, [g], spacing_mm=h, step=0.25)[0]
+    slow = cone_mip_reference(v, g, spacing_mm=h, step=0.25)
+    np.testing.assert_allclose(fast, slow, atol=0.02)
+
+
+def test_min_backprojection_of_mips_bounds_the_volume():
+    n, h = 32, 1.0
+    v = blobs(n, [(4, -5, 3), (-6, 4, -2)], 3.0, h)
+    views = [CArmGeometry.typical(96, h / 2, a) for a in (0.0, 60.0, 120.0)]  # 0.73 mm pixels
+    hull = cone_backproject(cone_mip(v, views, spacing_mm=h, step=0.25), views, n, spacing_mm=h,
+                            mode="min", normalize=False)
+    # every voxel lies below the hull, up to interpolation error (the contract's own caveat)
+    assert (hull >= v - 0.04).all()
+    assert hull.mean() < 0.5 * v.max()  # and it is far from trivial
+
+
+def test_bad_geometry_is_refused():
+    with pytest.raises(ValueError, match="beyond the isocentre"):
+        CArmGeometry(800, 700, (8, 8), (1, 1))
+    with pytest.raises(ValueError, match="positive"):
+        CArmGeometry(-1, 700, (8, 8), (1, 1))
+    with pytest.raises(ValueError, match="pixel_mm"):
+        CArmGeometry(700, 1000, (8, 8), (0, 1))
+    with pytest.raises(ValueError, match="tilt"):
+        CArmGeometry(700, 1000, (8, 8), (1, 1), tilt_deg=95)
+    g = CArmGeometry.from_dicom(30.0, 10.0, source_detector_mm=1100, source_patient_mm=750, pixel_mm=(0.3, 0.3),
+                                detector_shape=(10, 10))
+    r, _, _ = g.frame()
+    # LAO 30, cranial 10: the beam travels towards the patient's left-anterior and the head
+    assert r[0] > 0 and r[1] < 0 and r[2] > 0
