@@ -27,7 +27,7 @@ class Volume:
         index axes, as DICOM ``ImageOrientationPatient`` plus the slice normal. Identity by
         default.
     meta : dict, optional
-        Non-identifying descriptive fields (e.g. ``Modality``, ``SeriesDescription``).
+        Non-identifying descriptive fields (e.g. ``Modality``, ``BodyPartExamined``).
         Never holds patient-identifying information.
     """
 

@@ -59,7 +59,8 @@ def test_read_orders_by_position_not_name_or_instance(tmp_path):
     assert vol.spacing == pytest.approx((1.25, 0.6, 0.4))
     assert vol.origin == pytest.approx((-10.0, 20.0, 30.0))
     np.testing.assert_allclose(vol.direction, np.eye(3))
-    assert vol.meta["Modality"] == "CT" and vol.meta["SeriesDescription"] == "CTA head"
+    assert vol.meta["Modality"] == "CT"
+    assert "SeriesDescription" not in vol.meta  # free text: removed by de-identification
 
 
 def test_read_oblique_series_sorted_along_normal(tmp_path):
@@ -286,7 +287,7 @@ def test_round_trip_bool_mask(tmp_path):
     write_dicom_series(Volume(mask), tmp_path / "mask", series_description="vessel mask")
     back = read_dicom_series(tmp_path / "mask")
     np.testing.assert_array_equal(back.array, mask.astype(np.float32))
-    assert back.meta["SeriesDescription"] == "vessel mask"
+    assert pydicom.dcmread(next((tmp_path / "mask").iterdir())).SeriesDescription == "vessel mask"
 
 
 def test_rescale_argument(tmp_path):
@@ -332,6 +333,10 @@ PLANTED = {
     "InstitutionName": "Planted Memorial Hospital",
     "ReferringPhysicianName": "Drplanted^Xavierq",
     "AccessionNumber": "ACC77331PLANT",
+    # free-text descriptors listed by PS3.15 Annex E
+    "SeriesDescription": "Series of Zyxwvut Quentinbb",
+    "ContrastBolusAgent": "Planted-Omnipaque given by Drplanted",
+    "StudyDescription": "Planted study 19230405",
 }
 
 

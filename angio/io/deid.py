@@ -22,7 +22,6 @@ __all__ = ["META_FIELDS", "WRITTEN_META_FIELDS", "copy_written_meta", "meta_from
 #: Non-identifying header fields that :func:`~angio.io.read_dicom_series` copies into ``Volume.meta``.
 META_FIELDS: tuple[str, ...] = (
     "Modality",
-    "SeriesDescription",
     "BodyPartExamined",
     "PatientPosition",
     "ImageType",
@@ -30,9 +29,11 @@ META_FIELDS: tuple[str, ...] = (
     "ManufacturerModelName",
     "ConvolutionKernel",
     "KVP",
-    "ContrastBolusAgent",
     "SliceThickness",
 )
+# Not copied: free-text descriptors such as SeriesDescription and ContrastBolusAgent, which the
+# DICOM de-identification profile (PS3.15 Annex E, Clean Descriptors) removes or cleans, as
+# operators type names, dates and accession numbers into them.
 
 #: Fields of ``Volume.meta`` that :func:`~angio.io.write_dicom_series` copies into its output (all else in
 #: ``meta`` is ignored; ``Modality`` and ``SeriesDescription`` come from its arguments).
@@ -41,7 +42,6 @@ WRITTEN_META_FIELDS: tuple[str, ...] = (
     "PatientPosition",
     "ConvolutionKernel",
     "KVP",
-    "ContrastBolusAgent",
 )
 
 

@@ -192,7 +192,7 @@ def _select_series(
 
 
 def _describe_series(groups: dict[str, list[_Slice]]) -> str:
-    """One line per series: UID, SeriesDescription and slice count."""
+    """One line per series: UID, modality and slice count."""
     lines = []
     for uid, slices in groups.items():
         # no SeriesDescription: free text that the de-identification profile removes
