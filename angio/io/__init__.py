@@ -10,6 +10,10 @@
   voxels in an ``(n, n, n)`` cube (the paper resizes its CTAs to ``384^3``), keeping voxel
   positions physically correct.
 
+* :func:`read_xa` (:mod:`angio.io.xa`) reads one plane of an X-ray angiography file (single
+  or multi-frame): the frame of peak arterial filling (or a named one), optionally
+  log-subtracted, and the C-arm geometry from its positioner tags.
+
 Geometry follows DICOM's patient coordinate system (LPS, mm): ``Volume.origin`` is the
 ``ImagePositionPatient`` of slice ``z = 0``; the columns of ``Volume.direction`` are the row
 cosine (array ``x``), the column cosine (array ``y``) and the slice normal (array ``z``).
@@ -27,6 +31,7 @@ from angio.io.deid import META_FIELDS, WRITTEN_META_FIELDS
 from angio.io.reading import read_dicom_series
 from angio.io.resampling import resample_to_cube
 from angio.io.writing import write_dicom_series
+from angio.io.xa import XAView, pair_planes, read_xa
 
 __all__ = [
     "META_FIELDS",
@@ -34,4 +39,7 @@ __all__ = [
     "read_dicom_series",
     "resample_to_cube",
     "write_dicom_series",
+    "read_xa",
+    "pair_planes",
+    "XAView",
 ]

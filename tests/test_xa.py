@@ -1,0 +1,119 @@
+"""XA DICOM in: frame choice, subtraction, photometry, geometry tags and clear errors."""
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, XRayAngiographicImageStorage, generate_uid
+
+import angio
+from angio.io import pair_planes, read_xa
+
+PLANTED_NAME = "Plantedxa^Patientqq"
+
+
+def write_xa(path, frames, *, photometric="MONOCHROME2", study_uid=None, drop=(), **tags):
+    frames = np.asarray(frames, dtype=np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = XRayAngiographicImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = XRayAngiographicImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "XA"
+    ds.PatientName, ds.PatientID = PLANTED_NAME, "PLANTED-XA-ID"
+    ds.StudyInstanceUID = study_uid or "1.2.826.0.1.3680043.8.498.1"
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.2"
+    geometry = {"PositionerPrimaryAngle": 30.0, "PositionerSecondaryAngle": -10.0,
+                "DistanceSourceToDetector": 1100.0, "DistanceSourceToPatient": 750.0,
+                "ImagerPixelSpacing": [0.3, 0.3]}
+    geometry.update(tags)
+    for key, value in geometry.items():
+        if key not in drop:
+            setattr(ds, key, value)
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.PixelData = frames.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def dsa_run(n_frames=5, peak=3, size=16):
+    """A run: background 1000, a vessel whose attenuation rises then falls, peaking at ``peak``."""
+    frames = np.full((n_frames, size, size), 1000.0)
+    strength = np.exp(-0.5 * (np.arange(n_frames) - peak) ** 2)
+    strength[0] = 0.0  # the mask frame, before the injection
+    for k in range(n_frames):
+        frames[k, :, size // 2] *= np.exp(-0.8 * strength[k])
+    return frames.round()
+
+
+def test_peak_filling_frame_and_subtraction(tmp_path):
+    path = write_xa(tmp_path / "run.dcm", dsa_run())
+    view = read_xa(path)
+    assert view.frame == 3 and view.n_frames == 5 and not view.subtracted
+    sub = read_xa(path, subtract=True)
+    assert sub.subtracted and sub.frame == 3
+    assert sub.image[:, 8].min() == pytest.approx(0.8, abs=0.01)  # log(mask / frame) on the vessel
+    assert np.abs(sub.image[:, :8]).max() == 0.0  # background cancels
+    assert read_xa(path, frame=1).frame == 1
+    with pytest.raises(angio.InputError, match="frame 9 does not exist"):
+        read_xa(path, frame=9)
+
+
+def test_geometry_from_positioner_tags(tmp_path):
+    view = read_xa(write_xa(tmp_path / "a.dcm", dsa_run(1, 0)))
+    g = view.geometry
+    assert g.angle_deg == pytest.approx(30.0 + 180.0) and g.tilt_deg == pytest.approx(-10.0)
+    assert g.source_isocenter_mm == 750.0 and g.source_detector_mm == 1100.0
+    assert g.pixel_mm == (0.3, 0.3) and g.detector_shape == (16, 16)
+    assert g.magnification == pytest.approx(1100 / 750)
+
+
+@pytest.mark.parametrize("tag, flag", [("DistanceSourceToPatient", "--spd"), ("DistanceSourceToDetector", "--sdd"),
+                                       ("ImagerPixelSpacing", "--pixel-spacing"),
+                                       ("PositionerPrimaryAngle", "--angles")])
+def test_missing_geometry_names_tag_and_flag(tmp_path, tag, flag):
+    path = write_xa(tmp_path / "a.dcm", dsa_run(1, 0), drop=(tag,))
+    with pytest.raises(angio.InputError, match=f"{tag} is missing; supply it with {flag}") as info:
+        read_xa(path)
+    assert "a.dcm" in str(info.value)
+    overrides = {"DistanceSourceToPatient": {"source_patient_mm": 700}, "DistanceSourceToDetector":
+                 {"source_detector_mm": 1000}, "ImagerPixelSpacing": {"pixel_mm": (0.2, 0.2)},
+                 "PositionerPrimaryAngle": {"primary_deg": 90}}[tag]
+    assert read_xa(path, **overrides).geometry is not None
+
+
+def test_monochrome1_is_inverted_and_colour_refused(tmp_path):
+    frames = dsa_run(1, 0)
+    m2 = read_xa(write_xa(tmp_path / "m2.dcm", frames)).image
+    m1 = read_xa(write_xa(tmp_path / "m1.dcm", 4095 - frames, photometric="MONOCHROME1")).image
+    np.testing.assert_allclose(m1, m2)
+    bad = write_xa(tmp_path / "rgb.dcm", frames, photometric="PALETTE COLOR")
+    with pytest.raises(angio.InputError, match="PALETTE COLOR.*not supported"):
+        read_xa(bad)
+
+
+def test_planes_of_different_studies_are_not_paired(tmp_path):
+    a = write_xa(tmp_path / "a.dcm", dsa_run(1, 0))
+    b = write_xa(tmp_path / "b.dcm", dsa_run(1, 0), study_uid="1.2.826.0.1.3680043.8.498.77",
+                 PositionerPrimaryAngle=-90.0)
+    with pytest.raises(angio.InputError, match="different studies"):
+        pair_planes([read_xa(a), read_xa(b)], [a, b])
+    c = write_xa(tmp_path / "c.dcm", dsa_run(1, 0), PositionerPrimaryAngle=-90.0)
+    assert len(pair_planes([read_xa(a), read_xa(c)], [a, c])) == 2
+
+
+def test_no_patient_data_crosses_the_boundary(tmp_path):
+    view = read_xa(write_xa(tmp_path / "a.dcm", dsa_run()))
+    text = repr(view.__dict__ if hasattr(view, "__dict__") else view) + repr(view)
+    assert "Plantedxa" not in text and "PLANTED-XA-ID" not in text
+
+
+def test_not_dicom_is_an_input_error(tmp_path):
+    (tmp_path / "x.dcm").write_text("hello")
+    with pytest.raises(angio.InputError, match="x.dcm"):
+        read_xa(tmp_path / "x.dcm")
