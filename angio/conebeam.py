@@ -55,7 +55,8 @@ import torch.nn.functional as F
 
 from angio.errors import InputError
 
-__all__ = ["CArmGeometry", "cone_mip", "cone_backproject", "cone_mip_reference"]
+__all__ = ["CArmGeometry", "cone_mip", "cone_backproject", "cone_mip_reference", "isocentre_view",
+           "parallel_equivalent"]
 
 _CHUNK_SAMPLES = 2**24  # ray samples per chunk (x 3 coordinates x 4 bytes = 192 MiB)
 
@@ -336,3 +337,42 @@ def cone_mip_reference(volume: np.ndarray, geometry: CArmGeometry, *, spacing_mm
             idx = np.stack([p[:, 2], p[:, 1], p[:, 0]]) / spacing_mm + c
             out[i, j] = ndimage.map_coordinates(v, idx, order=1, mode="constant", cval=0.0).max(initial=0.0)
     return out.astype(np.float32)
+
+
+def isocentre_view(image: np.ndarray, geometry: CArmGeometry, n: int, fov_mm: float) -> np.ndarray:
+    """Resample a detector image onto an ``n x n`` grid of ``fov_mm`` in the isocentre plane.
+
+    The detector is demagnified by ``D_sd / D_so`` so that a structure at the isocentre keeps
+    its size (the only depth a parallel-beam model can assume); the result follows the
+    parallel contract's layout ``P[z, j]`` (row 0 inferior) for the same in-plane angle.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+        Detector image with row 0 at the bottom (``-v``), as :func:`cone_mip` returns.
+    geometry : CArmGeometry
+        Its view.
+    n : int
+        Output size.
+    fov_mm : float
+        Side of the output grid at the isocentre, in mm.
+    """
+    from scipy import ndimage
+
+    img = np.asarray(image, dtype=np.float32)
+    rows, cols = geometry.detector_shape
+    if img.shape != (rows, cols):
+        raise ValueError(f"image shape {img.shape} != detector shape {(rows, cols)}")
+    h = fov_mm / n
+    k = (np.arange(n) - (n - 1) / 2.0) * h * geometry.magnification  # mm on the detector
+    row = k / geometry.pixel_mm[0] + (rows - 1) / 2.0
+    col = k / geometry.pixel_mm[1] + (cols - 1) / 2.0
+    rr, cc = np.meshgrid(row, col, indexing="ij")
+    return ndimage.map_coordinates(img, [rr, cc], order=1, mode="constant", cval=0.0).astype(np.float32)
+
+
+def parallel_equivalent(angle_deg: float) -> tuple[float, bool]:
+    """The angle in ``[0, 180)`` of the parallel contract showing the same view, and whether
+    the image must be mirrored left-right (a view at ``t + 180`` is the mirror of ``t``)."""
+    t = float(angle_deg) % 360.0
+    return (t - 180.0, True) if t >= 180.0 else (t, False)

@@ -15,6 +15,11 @@ model is told the nominal geometry:
 ``noise_scale``
     The volume's white noise has ``noise_scale`` times the preset's standard deviation
     (independent extra noise is added to the cached volume).
+``cone_beam``
+    The views come from a clinical cone-beam C-arm (source 750 mm from the isocentre,
+    detector at 1100 mm; :mod:`angio.conebeam`) and are demagnified to the isocentre plane
+    (:func:`angio.conebeam.isocentre_view`), as ``angio reconstruct`` does with XA input,
+    before the parallel-beam back-projection.
 
 :data:`CONDITIONS` are the rows of the book's robustness table.
 """
@@ -40,6 +45,7 @@ class Acquisition:
     angle_error_deg: float = 0.0
     magnification: float = 1.0
     noise_scale: float = 1.0
+    cone_beam: bool = False
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.angle_error_deg):
@@ -60,6 +66,7 @@ CONDITIONS: dict[str, Acquisition] = {
     "doubled noise": Acquisition(noise_scale=2.0),
     "magnification +10%": Acquisition(magnification=1.1),
     "magnification -10%": Acquisition(magnification=1 / 1.1),
+    "cone beam (750/1100 mm)": Acquisition(cone_beam=True),
 }
 
 
@@ -108,6 +115,14 @@ def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acq
     nominal = view_angles(n_views)
     actual = nominal + np.r_[0.0, np.full(n_views - 1, acquisition.angle_error_deg)]
     unit = more_noise(vols.unit_intensity(), vols.spec.modality, acquisition.noise_scale, seed=seed)
-    proj = np.asarray(mip(unit, actual))
+    if acquisition.cone_beam:
+        from angio.conebeam import CArmGeometry, cone_mip, isocentre_view
+
+        n, h = vols.spec.size, vols.spec.voxel_mm
+        views = [CArmGeometry.typical(n, h, t) for t in actual]
+        detector = cone_mip(unit, views, spacing_mm=h)
+        proj = np.stack([isocentre_view(img, g, n, vols.spec.fov_mm) for img, g in zip(detector, views)])
+    else:
+        proj = np.asarray(mip(unit, actual))
     proj = magnify(proj, acquisition.magnification)
     return inputs_from_projections(proj, nominal, modes=modes)

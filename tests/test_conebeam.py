@@ -104,3 +104,19 @@ def test_bad_geometry_is_refused():
     r, _, _ = g.frame()
     # LAO 30, cranial 10: the beam travels towards the patient's left-anterior and the head
     assert r[0] > 0 and r[1] < 0 and r[2] > 0
+
+
+def test_isocentre_view_undoes_the_magnification():
+    from angio.conebeam import isocentre_view, parallel_equivalent
+
+    n, h = 48, 1.0
+    v = blobs(n, [(0, 0, 0)], 3.0, h)  # a blob at the isocentre: magnified by exactly D_sd / D_so
+    g = CArmGeometry.typical(64, h, 0.0)
+    back = isocentre_view(cone_mip(v, [g], spacing_mm=h, step=0.25)[0], g, n, n * h)
+    np.testing.assert_allclose(back, np.asarray(mip(v, [0.0]))[0], atol=0.03)
+    assert parallel_equivalent(270.0) == (90.0, True) and parallel_equivalent(-90.0) == (90.0, True)
+    assert parallel_equivalent(90.0) == (90.0, False) and parallel_equivalent(180.0) == (0.0, True)
+    # a view from the opposite side is the mirror image
+    a = cone_mip(v, [CArmGeometry.parallel(n, h, 30.0)], spacing_mm=h, step=0.25)[0]
+    b = cone_mip(v, [CArmGeometry.parallel(n, h, 210.0)], spacing_mm=h, step=0.25)[0]
+    np.testing.assert_allclose(a, b[:, ::-1], atol=1e-4)

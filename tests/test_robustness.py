@@ -52,3 +52,11 @@ def test_bad_acquisitions_are_refused():
         Acquisition(magnification=0.0)
     with pytest.raises(ValueError, match="angle"):
         Acquisition(angle_error_deg=float("nan"))
+
+
+def test_cone_beam_views_resemble_the_parallel_ones(vols):
+    cone = acquired_inputs(vols, 2, ("min",), Acquisition(cone_beam=True))
+    parallel = acquired_inputs(vols, 2, ("min",), CONDITIONS["nominal"])
+    assert cone.shape == parallel.shape
+    assert not np.allclose(cone, parallel)  # rays fan out: not the same views
+    assert np.corrcoef(cone.ravel(), parallel.ravel())[0, 1] > 0.8  # but close to them
