@@ -372,7 +372,9 @@ def isocentre_view(image: np.ndarray, geometry: CArmGeometry, n: int, fov_mm: fl
 
 
 def parallel_equivalent(angle_deg: float) -> tuple[float, bool]:
-    """The angle in ``[0, 180)`` of the parallel contract showing the same view, and whether
-    the image must be mirrored left-right (a view at ``t + 180`` is the mirror of ``t``)."""
+    """The parallel-contract angle in ``[0, 180)`` showing the same view, and whether to mirror.
+
+    A view at ``t + 180`` is the left-right mirror image of the view at ``t``.
+    """
     t = float(angle_deg) % 360.0
     return (t - 180.0, True) if t >= 180.0 else (t, False)
