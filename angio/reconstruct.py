@@ -35,7 +35,8 @@ import numpy as np
 from angio.atomic import atomic_folder
 from angio.errors import InputError
 
-__all__ = ["read_images", "prepare_projections", "reconstruct", "write_outputs",
+__all__ = ["read_images", "prepare_projections", "reconstruct", "reconstruct_xa", "write_outputs", "is_xa",
+           "xa_projections",
            "Reconstruction", "ANGLE_TOLERANCE_DEG"]
 
 ANGLE_TOLERANCE_DEG = 1.0
@@ -164,6 +165,62 @@ def prepare_projections(images: np.ndarray, n: int, *, vessels: str = "bright") 
     return out
 
 
+def is_xa(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM file that carries X-ray positioner geometry (an XA view)."""
+    path = Path(path)
+    if path.suffix.lower() not in _DICOM_SUFFIXES or not path.is_file():
+        return False
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # not DICOM: read_images will say so
+        return False
+    return "PositionerPrimaryAngle" in ds or str(ds.get("Modality", "")) == "XA"
+
+
+def xa_projections(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame: int | None = None,
+                   subtract: bool | None = None, vessels: str = "auto",
+                   **geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Views of XA files as a parallel-beam model sees them: ``(projections, angles)``.
+
+    Each file is read with :func:`angio.io.read_xa` (the frame of peak filling unless
+    ``frame`` is given; multi-frame runs are log-subtracted unless ``subtract=False``), its
+    detector image is demagnified to an ``n x n`` grid over ``fov_mm`` at the isocentre
+    (:func:`angio.conebeam.isocentre_view`), and its positioner angle is mapped onto the
+    parallel contract (:func:`angio.conebeam.parallel_equivalent`, mirroring views taken from
+    the opposite side). Returns projections ``(n_views, n, n)`` in ``[0, 1]`` (row 0 inferior)
+    and angles in degrees. ``vessels``: ``"bright"``, ``"dark"`` or ``"auto"`` (bright when
+    subtracted, dark otherwise: iodine absorbs X-rays). ``geometry`` overrides positioner
+    values (see :func:`angio.io.read_xa`).
+    """
+    if vessels not in ("auto", "bright", "dark"):
+        raise ValueError(f"vessels must be 'auto', 'bright' or 'dark', got {vessels!r}")
+    from angio.conebeam import isocentre_view, parallel_equivalent
+    from angio.io.xa import pair_planes, read_xa
+
+    views = []
+    for p in paths:
+        first = read_xa(p, frame=frame, **geometry)
+        sub = first.n_frames > 1 if subtract is None else subtract
+        views.append(read_xa(p, frame=first.frame, subtract=sub, **geometry) if sub else first)
+    pair_planes(views, paths)
+    projections, angles = [], []
+    for v in views:
+        if abs(v.geometry.tilt_deg) > ANGLE_TOLERANCE_DEG:
+            raise InputError(f"a view is tilted {v.geometry.tilt_deg:g} deg cranial/caudal; the models take "
+                             "views about the patient's long axis only (secondary angle 0)")
+        img = isocentre_view(v.image[::-1], v.geometry, n, fov_mm)  # detector rows bottom-up
+        angle, mirror = parallel_equivalent(v.geometry.angle_deg)
+        img = img[:, ::-1] if mirror else img
+        lo, hi = float(img.min()), float(img.max())
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+        dark = vessels == "dark" or (vessels == "auto" and not v.subtracted)
+        projections.append(1.0 - img if dark else img)
+        angles.append(angle)
+    return np.stack(projections).astype(np.float32), np.asarray(angles)
+
+
 @dataclass
 class Reconstruction:
     """Result of :func:`reconstruct`: probabilities ``(N, N, N)`` in ``[0, 1]`` and geometry."""
@@ -260,21 +317,11 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
         Angles that are not finite or repeat, one angle per image missing, or views the
         model was not trained for (without ``allow_other_views``).
     """
-    from angio.device import resolve_device
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_projections
 
-    angles = np.asarray(angles, dtype=float).ravel()
-    if len(angles) != len(images):
-        raise InputError(f"{len(images)} images but {len(angles)} angles; give one angle per image")
-    if not np.isfinite(angles).all():
-        raise InputError(f"angles must be finite numbers of degrees, got {angles.tolist()}")
-    if len(np.unique(np.round(angles, 6))) != len(angles):
-        raise InputError(f"angles repeat ({angles.tolist()}); each view needs its own angle")
-    try:
-        torch_device = resolve_device(device or "auto")
-    except (ValueError, RuntimeError) as exc:
-        raise InputError(f"--device {device!r}: {exc}") from None
+    angles = _check_angles(angles, len(images))
+    torch_device = _device(device)
     model, n, fov_mm, modes, trained, desc = _load_model(len(images), checkpoint)
     warnings = _check_views(angles, trained, desc, allow_other_views) if trained is not None else []
     proj = prepare_projections(images, n, vessels=vessels)
@@ -282,6 +329,51 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
     prob = predict_volume(model, inputs, patch_size=patch_size, device=torch_device)
     return Reconstruction(prob.astype(np.float32), fov_mm / n, angles, inputs, model=desc,
                           warnings=tuple(warnings))
+
+
+def _check_angles(angles, n_images: int) -> np.ndarray:
+    angles = np.asarray(angles, dtype=float).ravel()
+    if len(angles) != n_images:
+        raise InputError(f"{n_images} images but {len(angles)} angles; give one angle per image")
+    if not np.isfinite(angles).all():
+        raise InputError(f"angles must be finite numbers of degrees, got {angles.tolist()}")
+    if len(np.unique(np.round(angles, 6))) != len(angles):
+        raise InputError(f"angles repeat ({angles.tolist()}); each view needs its own angle")
+    return angles
+
+
+def _device(device: str | None):
+    from angio.device import resolve_device
+
+    try:
+        return resolve_device(device or "auto")
+    except (ValueError, RuntimeError) as exc:
+        raise InputError(f"--device {device!r}: {exc}") from None
+
+
+def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None = None, *,
+                   angles: Sequence[float] | None = None, frame: int | None = None, subtract: bool | None = None,
+                   vessels: str = "auto", device: str | None = None, patch_size: int | None = None, allow_other_views: bool = False,
+                   **geometry) -> Reconstruction:
+    """Vessel probabilities from X-ray angiography files: angles and scale from their headers.
+
+    The planes are read by :func:`xa_projections` (peak-filling frame, log subtraction of
+    runs, demagnified to the isocentre, mapped onto the parallel contract); ``angles``
+    (parallel-contract degrees) override the angles derived from the positioner tags.
+    Other arguments as :func:`reconstruct`; ``geometry`` as :func:`angio.io.read_xa`.
+    """
+    from angio.inference import predict_volume
+    from angio.pipeline import inputs_from_projections
+
+    torch_device = _device(device)
+    model, n, fov_mm, modes, trained, desc = _load_model(len(paths), checkpoint)
+    proj, derived = xa_projections(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
+                                   **geometry)
+    use = _check_angles(derived if angles is None else angles, len(paths))
+    warnings = _check_views(use, trained, desc, allow_other_views) if trained is not None else []
+    inputs = inputs_from_projections(proj, use, modes=modes)
+    prob = predict_volume(model, inputs, patch_size=patch_size, device=torch_device)
+    return Reconstruction(prob.astype(np.float32), fov_mm / n, use, inputs, model=desc, warnings=tuple(warnings))
 
 
 def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwrite: bool = False,
