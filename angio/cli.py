@@ -1,8 +1,10 @@
-"""The ``angio`` command line: prepare, train, evaluate, reconstruct.
+"""The ``angio`` command line: prepare, train, evaluate, reconstruct, zoo, study.
 
-Each sub-command only parses arguments and calls the package (:mod:`angio.pipeline`,
-:mod:`angio.experiments`, :mod:`angio.reconstruct`); errors from bad input
+Each sub-command only parses arguments and calls the package (:mod:`angio.prepare`,
+:mod:`angio.study`, :mod:`angio.reconstruct`, :mod:`angio.zoo`); errors from bad input
 (:class:`angio.InputError`) are printed as one line and exit with status 2.
+``angio study run|book`` runs the notebooks and builds the book (``python -m angio.study``
+is the same command).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -24,7 +27,7 @@ def _settings(args):
 
 
 def _experiment(args):
-    from angio.experiments import Experiment
+    from angio.study import Experiment
 
     return Experiment(model=args.model, n_views=args.views, modes=tuple(args.modes), loss=args.loss,
                       target=args.target)
@@ -42,7 +45,7 @@ def cmd_prepare(args) -> int:
 def cmd_train(args) -> int:
     if args.recipe:
         return _train_recipe(args)
-    from angio.experiments import run_experiment
+    from angio.study import run_experiment
 
     trained = run_experiment(_experiment(args), _settings(args), force=args.force)
     last = trained.history["epochs"][-1] if trained.history["epochs"] else {}
@@ -87,7 +90,7 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from angio.experiments import Trained, evaluate_model, mean_table, run_experiment, save_table, study_split
+    from angio.study import Trained, evaluate_model, mean_table, run_experiment, save_table, study_split
     from angio.train.checkpoint import load_checkpoint
 
     settings = _settings(args)
@@ -104,6 +107,20 @@ def cmd_evaluate(args) -> int:
     for row in mean_table(rows):
         print(json.dumps(row))
     print(f"per-case metrics: {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from angio import study
+
+    if args.action == "run":
+        t0 = time.perf_counter()
+        study.run(args.profile, results_dir=args.results, only=args.only, force=args.force)
+        print(f"[study] all notebooks done in {(time.perf_counter() - t0) / 60:.1f} min")
+    else:
+        index = study.build_book(results_dir=args.results, out_dir=args.out,
+                                 warnings_as_errors=not args.allow_warnings)
+        print(f"[study] book: {index}")
     return 0
 
 
@@ -129,10 +146,14 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+def _profiles() -> list[str]:
     from angio.study import PROFILES
 
-    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="parameter profile (default cpu)")
+    return sorted(PROFILES)
+
+
+def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    p.add_argument("--profile", default="cpu", choices=_profiles(), help="parameter profile (default cpu)")
     p.add_argument("--results", default="results", help="results folder (runs, cache, metrics)")
     p.add_argument("--size", type=int, help="override the profile's volume size N")
     p.add_argument("--modality", help="override the modality preset (rotational, cta)")
@@ -183,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", nargs="*", help="case ids (default: the test split)")
     p.add_argument("--name", help="table name under results/metrics/")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("study", help="the study: run the notebooks (papermill), build the HTML book")
+    actions = p.add_subparsers(dest="action", required=True)
+    r = actions.add_parser("run", help="execute the notebooks with papermill into RESULTS/notebooks")
+    r.add_argument("--profile", default="cpu", choices=_profiles(), help="parameter profile (default cpu)")
+    r.add_argument("--results", default="results", help="results folder (default results)")
+    r.add_argument("--only", nargs="*", help="substrings of notebook names to run")
+    r.add_argument("--force", action="store_true", help="retrain models even if finished runs exist")
+    b = actions.add_parser("book", help="build the HTML book from the executed notebooks")
+    b.add_argument("--results", default="results", help="results folder holding notebooks/")
+    b.add_argument("--out", default="_build", help="build folder (the book goes to OUT/html)")
+    b.add_argument("--allow-warnings", action="store_true", help="do not turn Sphinx warnings into errors")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("reconstruct", help="2D angiograms + angles -> 3D probability volume and mesh")
     p.add_argument("images", nargs="+", help="PNG/TIFF/DICOM images, one per view")

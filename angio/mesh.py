@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["surface", "save_mesh", "Layer", "scene_html", "embed_scene", "screenshot"]
+__all__ = ["surface", "save_mesh", "Layer", "Panel", "ROW_COLORS", "surface_row", "scene_html", "embed_scene",
+           "screenshot"]
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
@@ -99,6 +100,58 @@ class Layer:
     color: str = "crimson"
     opacity: float = 1.0
     label: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A named volume to show: ``key`` names its files, ``label`` is what readers see."""
+
+    key: str
+    label: str
+    volume: np.ndarray
+
+
+#: Colours of :func:`surface_row`, in order (the first, grey, for a ground truth).
+ROW_COLORS = ("#444444", "crimson", "darkorange", "royalblue")
+
+
+def surface_row(panels: Sequence[Panel], *, spacing: Sequence[float], step_mm: float,
+                out_dir: str | os.PathLike | None = None, prefix: str = "",
+                colors: Sequence[str] = ROW_COLORS, max_faces: int | None = 25_000) -> list[Layer]:
+    """Surfaces of several volumes side by side along ``x``, one :class:`Layer` each, in order.
+
+    Parameters
+    ----------
+    panels : sequence of Panel
+        The volumes (iso-surface at 0.5, see :func:`surface`) and their names.
+    spacing : (dz, dy, dx)
+        Voxel size in mm (the same for every volume).
+    step_mm : float
+        Shift along ``x`` between neighbouring surfaces (e.g. a bit more than the field of view).
+    out_dir : path-like, optional
+        Also write each non-empty surface, before it is shifted, as ``<prefix>_<key>.stl`` and
+        ``.vtp`` (``<key>.stl`` without a prefix) in this folder.
+    colors : sequence of str
+        Colours, cycled.
+    max_faces : int, optional
+        Decimation of each surface (see :func:`surface`).
+
+    Returns
+    -------
+    list of Layer
+        Labelled with the panels' labels; an empty volume gives an empty layer.
+    """
+    layers = []
+    for k, panel in enumerate(panels):
+        surf = surface(panel.volume, spacing=spacing, max_faces=max_faces)
+        if surf.n_points:
+            if out_dir is not None:
+                stem = f"{prefix}_{panel.key}" if prefix else panel.key
+                for suffix in (".stl", ".vtp"):
+                    save_mesh(surf, Path(out_dir) / f"{stem}{suffix}")
+            surf = surf.translate((k * step_mm, 0, 0))
+        layers.append(Layer(surf, colors[k % len(colors)], 1.0, panel.label))
+    return layers
 
 
 def _plotter(layers: Sequence[Layer], window_size: tuple[int, int]):

@@ -33,21 +33,21 @@ def prepare_dataset(out_dir: str | os.PathLike, settings, *, view_counts=(2,), m
     ----------
     out_dir : path-like
         Output folder (must not exist or be empty, unless ``overwrite``).
-    settings : angio.experiments.StudySettings
+    settings : angio.study.StudySettings
         Volume spec and seed.
     view_counts : sequence of int
         Numbers of views over 0-90 degrees.
     modes : tuple of str
         Back-projection channels.
     split : {"train", "val", "test", "all"}
-        Which cases of :func:`angio.experiments.study_split` (ignored when ``cases`` given).
+        Which cases of :func:`angio.study.study_split` (ignored when ``cases`` given).
     variants : int
         Augmented variants per case, besides the original (variant 0).
     cases : list of str, optional
         Explicit case ids.
     """
     from angio.data import list_cases
-    from angio.experiments import study_split
+    from angio.study import study_split
 
     if cases:
         cases = check_cases(cases)

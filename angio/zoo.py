@@ -45,8 +45,8 @@ import torch
 import angio
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
-from angio.experiments import Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
 from angio.pipeline import VesselDataset, VolumeSpec
+from angio.study import Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
 from angio.train import export_checkpoint, fit, load_checkpoint
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
@@ -414,9 +414,9 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
     kept : dict
         ``{case: (N, N, N) float32}`` when ``keep``.
     """
-    from angio.experiments import predict_case
     from angio.metrics import evaluate
     from angio.robustness import Acquisition, acquired_inputs
+    from angio.study import predict_case
 
     model, entry = load_entry(name, folder=folder)
     settings = replace(entry.settings, results_dir=str(results_dir))

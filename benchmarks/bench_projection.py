@@ -13,7 +13,8 @@ What is timed (seconds, best of ``--repeat`` after one warm-up, which also compi
 
 * ``fast``: :func:`angio.projection.mip` of all views (geometry plan cached, as in training;
   its one-off build time is printed too), then
-  :func:`angio.projection.backproject` (``sum``; ``min`` printed separately).
+  :func:`angio.projection.backproject` (``sum``; ``min`` printed separately), timed by
+  :func:`angio.study.projection_timings` (which the book's performance chapter also runs).
 * ``reference``: :func:`angio.projection.mip_reference` / ``backproject_reference``
   (rotate the whole volume with ``scipy.ndimage.rotate`` per view, as the paper did),
   timed on a few views and extrapolated linearly to all views (marked ``~``).
@@ -43,17 +44,7 @@ from skimage.transform import iradon
 
 from angio import projection as P
 from angio.pipeline import VolumeSpec, build_case
-
-
-def best_of(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls of ``fn``, after one warm-up call."""
-    fn()  # warm-up (and compilation)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from angio.study.performance import best_of, projection_timings
 
 
 def timed_once(fn) -> float:
@@ -78,9 +69,8 @@ def bench_size(n: int, n_views: int, repeat: int, ref_views: int, iradon_slices:
     vol = build_case("BG001", VolumeSpec(size=n)).unit_intensity()
     angles = P.view_angles(n_views)
     proj = P.mip(vol, angles)
-    t_mip = best_of(lambda: P.mip(vol, angles), repeat)
-    t_sum = best_of(lambda: P.backproject(proj, angles), repeat)
-    t_min = best_of(lambda: P.backproject(proj, angles, mode="min"), repeat)
+    fast = projection_timings(vol, n_views, repeat=repeat)  # the same timings as the book's chapter 9
+    t_mip, t_sum, t_min = fast["mip_s"], fast["bp_sum_s"], fast["bp_min_s"]
     # geometry plans are cached per (N, angles); building them is a one-off cost per geometry
     other = angles + 1e-7
     t_plan = timed_once(lambda: (P._mip_plan(n, other, "cpu"), P._bp_plan(n, other, "cpu")))

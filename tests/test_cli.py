@@ -142,8 +142,8 @@ def _held_out_views(tmp_path, n_views=2):
 def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
     """A held-out case projected, saved, read back and reconstructed = the study's own path."""
     from angio import zoo
-    from angio.experiments import predict_case
     from angio.pipeline import network_input
+    from angio.study import predict_case
 
     entry, vols, angles, files = _held_out_views(tmp_path)
     model, _ = zoo.load_entry(entry.name)
@@ -259,3 +259,40 @@ def test_blank_views_say_there_is_no_surface(tmp_path, capsys):
         assert "no surface" in printed and readme["surface"].startswith("empty")
     else:
         assert "surface.stl" in printed
+
+
+def test_study_sub_commands_parse_their_arguments():
+    parser = cli.build_parser()
+    args = parser.parse_args(["study", "run"])
+    assert args.func is cli.cmd_study and args.action == "run"
+    assert (args.profile, args.results, args.only, args.force) == ("cpu", "results", None, False)
+    args = parser.parse_args(["study", "run", "--profile", "tiny", "--results", "r", "--only", "03", "05", "--force"])
+    assert (args.profile, args.results, args.only, args.force) == ("tiny", "r", ["03", "05"], True)
+    args = parser.parse_args(["study", "book", "--results", "r", "--out", "o", "--allow-warnings"])
+    assert args.func is cli.cmd_study and (args.action, args.results, args.out, args.allow_warnings) == (
+        "book", "r", "o", True)
+    assert parser.parse_args(["study", "book"]).out == "_build"
+    for bad in (["study"], ["study", "run", "--profile", "huge"], ["study", "publish"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+
+def test_study_sub_commands_and_python_m_angio_study_call_the_same_code(monkeypatch, tmp_path, capsys):
+    import runpy
+    import sys
+
+    from angio import study
+
+    calls = []
+    monkeypatch.setattr(study, "run", lambda *a, **k: calls.append(("run", a, k)))
+    monkeypatch.setattr(study, "build_book", lambda **k: calls.append(("book", (), k)) or tmp_path / "index.html")
+    assert cli.main(["study", "run", "--profile", "tiny", "--only", "03"]) == 0
+    assert cli.main(["study", "book", "--allow-warnings"]) == 0
+    monkeypatch.setattr(sys, "argv", ["python -m angio.study", "run", "--profile", "tiny", "--only", "03"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("angio.study", run_name="__main__")
+    assert stop.value.code == 0
+    run = ("run", ("tiny",), {"results_dir": "results", "only": ["03"], "force": False})
+    assert calls == [run, ("book", (), {"results_dir": "results", "out_dir": "_build", "warnings_as_errors": False}),
+                     run]
+    assert str(tmp_path / "index.html") in capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 
 pv = pytest.importorskip("pyvista")
 
-from angio.mesh import Layer, embed_scene, save_mesh, scene_html, surface  # noqa: E402
+from angio.mesh import Layer, Panel, embed_scene, save_mesh, scene_html, surface, surface_row  # noqa: E402
 
 
 def ball(n=32, r=10.0):
@@ -54,3 +54,21 @@ def test_scene_is_a_standalone_page_embedded_in_an_iframe():
     shown = embed_scene(page, height=400).data
     assert shown.startswith('<div class="angio-scene"><iframe') and "srcdoc=" in shown
     assert "<!doctype" not in shown.lower()  # escaped inside the attribute
+
+
+def test_surface_row_places_labelled_surfaces_side_by_side_and_names_files_by_key(tmp_path):
+    panels = [Panel("ground_truth", "ground truth (Otsu)", ball(16, 4.0)),
+              Panel("empty", "nothing (blank)", np.zeros((16, 16, 16), np.float32)),
+              Panel("10_views", "10 views", ball(16, 4.0))]
+    layers = surface_row(panels, spacing=(0.5, 0.5, 0.5), step_mm=10.0, out_dir=tmp_path, prefix="BG001",
+                         colors=("grey", "red"))
+    assert [la.label for la in layers] == [p.label for p in panels]
+    assert [la.color for la in layers] == ["grey", "red", "grey"]
+    assert layers[1].mesh.n_points == 0
+    shift = np.asarray(layers[2].mesh.center) - np.asarray(layers[0].mesh.center)
+    np.testing.assert_allclose(shift, [20.0, 0.0, 0.0], atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["BG001_10_views.stl", "BG001_10_views.vtp",
+                                                         "BG001_ground_truth.stl", "BG001_ground_truth.vtp"]
+    np.testing.assert_allclose(pv.read(tmp_path / "BG001_10_views.stl").center, layers[0].mesh.center, atol=1e-4)
+    (only,) = surface_row(panels[:1], spacing=(1, 1, 1), step_mm=1.0)  # no files without out_dir
+    assert only.mesh.n_cells > 0 and len(list(tmp_path.iterdir())) == 4

@@ -1,13 +1,16 @@
-"""Study orchestration: profiles, experiment identity, tables, notebook hygiene."""
+"""Study orchestration: profiles, experiment identity, evaluation, tables, timings, notebook hygiene."""
 
+import ast
 import json
 
 import nbformat
+import numpy as np
 import pytest
 from weights import assert_same_state
 
-from angio import experiments, study
-from angio.experiments import Experiment, StudySettings
+from angio import metrics, study
+from angio.pipeline import VolumeSpec
+from angio.study import Experiment, StudySettings
 
 
 def test_profiles_and_overrides(tmp_path):
@@ -23,10 +26,10 @@ def test_profiles_and_overrides(tmp_path):
 
 def test_split_has_no_leak_and_run_keys_track_what_matters(tmp_path):
     s = study.settings("cpu", results_dir=tmp_path)
-    train, val, test = experiments.study_split(s)
+    train, val, test = study.study_split(s)
     assert len(test) == 5 and len(val) == 3 and len(train) == 42
     assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
-    key = experiments._run_key
+    key = study.experiments._run_key
     exp = Experiment("dae", 2)
     assert key(exp, s) == key(Experiment("dae", 2), study.settings("cpu", results_dir="/elsewhere"))
     assert key(exp, s) != key(Experiment("dae", 3), s)
@@ -41,12 +44,96 @@ def test_tables_roundtrip_and_means(tmp_path):
     s = StudySettings(results_dir=str(tmp_path))
     rows = [{"method": "m", "views": 2, "target": "otsu", "case": c, "iou": v, "dice": v, "mse": 0.1,
              "mae": 0.2, "accuracy": 0.9, "cldice": v} for c, v in (("a", 0.2), ("b", 0.4))]
-    path = experiments.save_table(rows, "demo", s)
+    path = study.save_table(rows, "demo", s)
     assert json.loads(path.read_text())["rows"] == rows
     assert path.with_suffix(".csv").read_text().splitlines()[0].startswith("method,views")
-    assert experiments.load_table("demo", s) == rows
-    (mean,) = experiments.mean_table(rows)
+    assert study.load_table("demo", s) == rows
+    (mean,) = study.mean_table(rows)
     assert mean["iou"] == pytest.approx(0.3) and mean["iou_std"] == pytest.approx(0.1) and mean["cases"] == 2
+
+
+def test_setup_announces_the_settings_in_one_line(tmp_path):
+    lines = []
+    s = study.setup("tiny", tmp_path, log=lines.append, epochs=2)
+    assert s == study.settings("tiny", results_dir=tmp_path, epochs=2)
+    (line,) = lines
+    assert line == study.describe(s) and "\n" not in line
+    assert line.startswith(str(s.spec)) and "voxel 3.00 mm" in line and "device " in line and "precision " in line
+
+
+def test_mean_table_groups_rows_and_reduces_them_with_metrics_summarize():
+    rows = [{"method": m, "views": 2, "target": "otsu", "case": c,
+             **{k: v * (1 + j) for j, k in enumerate(study.METRICS)}}
+            for m, c, v in (("a", "x", 0.1), ("b", "x", 0.5), ("a", "y", 0.3))]
+    table = study.mean_table(rows)
+    assert [t["method"] for t in table] == ["a", "b"] and [t["cases"] for t in table] == [2, 1]
+    expected = metrics.summarize([{k: r[k] for k in study.METRICS} for r in rows if r["method"] == "a"])
+    for k in study.METRICS:
+        assert table[0][k] == expected[k]["mean"] and table[0][f"{k}_std"] == expected[k]["std"]
+    (only,) = study.mean_table(rows, by=("target",), metrics=("iou",))
+    assert set(only) == {"target", "cases", "iou", "iou_std"} and only["cases"] == 3
+
+
+def test_ground_truth_summary_adds_the_otsu_to_exact_voxel_ratio():
+    rows = [{"modality": m, "case": c, "target": "otsu", **{k: 0.5 for k in study.METRICS},
+             "otsu_voxels": o, "exact_voxels": e}
+            for m, c, o, e in (("rotational", "a", 20, 10), ("rotational", "b", 30, 10), ("cta", "a", 5, 0))]
+    rot, cta = study.ground_truth_summary(rows)
+    assert rot["modality"] == "rotational" and rot["cases"] == 2 and rot["ratio"] == pytest.approx(2.5)
+    assert cta["ratio"] == pytest.approx(5.0)  # no exact voxels: divided by 1
+
+
+def test_backprojection_thresholds_measure_otsu_of_each_channel_against_the_mask():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((12, 12, 12), bool)
+    mask[4:8, 4:8, 4:8] = True
+    tight = np.where(mask, 0.9, 0.1) + rng.uniform(0, 0.05, mask.shape)
+    loose = np.where(mask, 0.9, rng.uniform(0.0, 0.9, mask.shape))
+    (row,) = study.backprojection_thresholds({3: np.stack([loose, tight])}, mask)
+    from angio.segment import otsu_mask
+
+    assert row["views"] == 3 and row["iou_min"] == pytest.approx(1.0)
+    assert row["iou_sum"] == pytest.approx(metrics.iou(otsu_mask(loose).astype(float), mask))
+    assert row["kept_min"] == pytest.approx(mask.mean())
+
+
+def test_evaluate_ground_truth_rows_per_modality_and_case(tmp_path):
+    s = StudySettings(spec=VolumeSpec(size=16, fov_mm=96.0, center="major"), results_dir=str(tmp_path))
+    rows, examples = study.evaluate_ground_truth(s, ["BG001"], modalities=("rotational", "cta"))
+    assert [(r["modality"], r["case"], r["target"]) for r in rows] == [("rotational", "BG001", "otsu"),
+                                                                     ("cta", "BG001", "otsu")]
+    assert set(examples) == {"rotational", "cta"} and examples["cta"].spec.modality == "cta"
+    for r in rows:
+        v = examples[r["modality"]]
+        assert r["otsu_voxels"] == int(v.otsu.sum()) and r["exact_voxels"] == int(v.exact.sum())
+        assert r["iou"] == pytest.approx(metrics.iou(v.otsu.astype(np.float32), v.exact))
+
+
+def test_spread_view_counts():
+    assert study.spread_view_counts((90, 46, 24, 10, 5, 3, 2)) == [90, 10, 2]
+    assert study.spread_view_counts((10, 2)) == [10, 2]
+    assert study.spread_view_counts((4,)) == [4]
+
+
+def test_projection_timings_and_recorded_benchmarks(tmp_path):
+    vol = np.random.default_rng(0).random((8, 8, 8), dtype=np.float32)
+    t = study.projection_timings(vol, 3)
+    assert set(t) == {"mip_s", "bp_sum_s", "bp_min_s"} and all(v >= 0 for v in t.values())
+    calls = []
+    assert study.best_of(lambda: calls.append(1), 3) >= 0 and len(calls) == 4  # warm-up + 3
+    assert study.recorded_benchmarks(tmp_path) == []
+    (tmp_path / "b.json").write_text(json.dumps({"info": {"machine": "m"}, "rows": [{"n": 8}], "voxelize": [],
+                                                 "targets": ["ok"]}))
+    (tmp_path / "a.json").write_text(json.dumps({"info": {}, "inference": [{"n": 1}]}))
+    a, b = study.recorded_benchmarks(tmp_path)
+    assert a["name"] == "a.json" and a["tables"] == [("inference", [{"n": 1}])] and a["targets"] == []
+    assert b["info"] == {"machine": "m"} and b["tables"] == [("rows", [{"n": 8}])] and b["targets"] == ["ok"]
+
+
+def _names(source: str) -> set[str]:
+    """Names a cell's code loads (IPython magics and shell lines excluded)."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def test_notebooks_are_parameterized_and_committed_without_outputs():
@@ -57,6 +144,11 @@ def test_notebooks_are_parameterized_and_committed_without_outputs():
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, path.name
         assert "profile" in params[0].source and "results_dir" in params[0].source
+        assert "remove-cell" not in params[0].metadata["tags"], path.name  # the book shows the parameters
+        declared = {t.id for node in ast.parse(params[0].source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+        used = set().union(*(_names(c.source) for c in nb.cells if c.cell_type == "code" and c is not params[0]))
+        assert declared <= used, f"{path.name} declares unused parameters {sorted(declared - used)}"
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, path.name
@@ -82,17 +174,17 @@ def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_
     import torch
 
     s = study.settings("tiny", results_dir=tmp_path, epochs=3)
-    trained = experiments.run_experiment(Experiment("dae", 2), s, progress=False)
+    trained = study.run_experiment(Experiment("dae", 2), s, progress=False)
     history = trained.history
     losses = [e["val_loss"] for e in history["epochs"]]
     assert len(losses) == 3 and trained.epoch == history["best_epoch"] == losses.index(min(losses))
     assert trained.checkpoint == trained.run_dir / "best.pt"
     best = torch.load(trained.checkpoint, weights_only=True)["model"]
     assert_same_state(trained.model.state_dict(), best)
-    again = experiments.run_experiment(Experiment("dae", 2), s, progress=False)
+    again = study.run_experiment(Experiment("dae", 2), s, progress=False)
     assert again.reused and again.epoch == trained.epoch
     assert_same_state(again.model.state_dict(), best)
     # no validation cases: nothing to select with, the last epoch is evaluated
-    last = experiments.run_experiment(Experiment("dae", 2), study.settings("tiny", results_dir=tmp_path, n_val=0),
+    last = study.run_experiment(Experiment("dae", 2), study.settings("tiny", results_dir=tmp_path, n_val=0),
                                       progress=False)
     assert last.checkpoint == last.run_dir / "last.pt" and last.epoch == 0

@@ -8,8 +8,8 @@ import pytest
 
 import angio
 from angio import zoo
-from angio.experiments import Experiment, StudySettings
 from angio.pipeline import VolumeSpec
+from angio.study import Experiment, StudySettings
 
 
 @pytest.fixture()

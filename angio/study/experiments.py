@@ -1,6 +1,4 @@
-"""The study's experiments: train (or reuse) a model for a view count, evaluate, baselines.
-
-Notebooks and the command line call these functions; they hold no logic of their own.
+"""The study's experiments: what a run is, where it lives, and training (or reusing) it.
 
 An :class:`Experiment` (model, views, input channels, loss, target) trained under
 :class:`StudySettings` (volume spec, epochs, augmentation, split, seed) lives in
@@ -18,12 +16,9 @@ as one of ``variants`` augmented versions per epoch.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import shutil
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,21 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import angio
-from angio.atomic import atomic_write_text
 from angio.data import split_cases
-from angio.device import resolve_device
-from angio.inference import predict_volume
-from angio.metrics import evaluate
-from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec, network_input
-from angio.segment import otsu_mask
+from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 
-__all__ = ["StudySettings", "Experiment", "Trained", "study_split", "run_experiment",
-           "evaluate_model", "evaluate_baselines", "predict_case", "save_table", "load_table",
-           "BASELINES"]
-
-BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
+__all__ = ["StudySettings", "Experiment", "Trained", "BIPLANE_EXPERIMENTS", "study_split", "train_config",
+           "run_experiment"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +125,13 @@ class Experiment:
     def label(self) -> str:
         """Label for tables, e.g. ``DAE (sum)``."""
         return f"{'DAE' if self.model == 'dae' else 'U-Net'} ({' + '.join(self.modes)})"
+
+
+#: The biplane comparison (chapter 7): the paper's autoencoder on the sum back-projection, and
+#: the residual U-Net on the sum, on the min and on both.
+BIPLANE_EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("dae", 2), Experiment("unet", 2, ("sum",)), Experiment("unet", 2, ("min",)),
+    Experiment("unet", 2, ("sum", "min")))
 
 
 @dataclass
@@ -236,92 +229,3 @@ def _read_history(run_dir: Path) -> dict:
     except (OSError, ValueError, AttributeError):
         pass
     return {"epochs": []}
-
-
-def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:
-    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
-    device = resolve_device(settings.device)
-    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
-
-
-def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
-                   targets: Sequence[str] = TARGETS, keep: bool = False) -> tuple[list[dict], dict]:
-    """Metrics of a trained model on cases (unaugmented), against each ground truth.
-
-    Returns
-    -------
-    rows : list of dict
-        One row per (case, target): ``method``, ``views``, ``case``, ``target`` and the six
-        metrics of :func:`angio.metrics.evaluate`.
-    predictions : dict
-        ``{case: probability volume}`` when ``keep`` is true, else empty.
-    """
-    exp = trained.experiment
-    cache = settings.cache()
-    rows, kept = [], {}
-    for case in cases:
-        vols = cache.get(case, settings.spec, seed=settings.seed)
-        x = network_input(vols.unit_intensity(), exp.n_views, modes=exp.modes)
-        prob = predict_case(trained.model, x, settings)
-        for t in targets:
-            rows.append({"method": exp.label, "experiment": exp.name, "views": exp.n_views,
-                         "case": case, "target": t, **evaluate(prob, vols.target(t))})
-        if keep:
-            kept[case] = prob
-    return rows, kept
-
-
-def evaluate_baselines(settings: StudySettings, n_views: int, cases: Iterable[str], *,
-                       targets: Sequence[str] = TARGETS) -> list[dict]:
-    """Classical baselines with no learning: Otsu on the sum and on the min back-projection."""
-    cache = settings.cache()
-    rows = []
-    for case in cases:
-        vols = cache.get(case, settings.spec, seed=settings.seed)
-        x = network_input(vols.unit_intensity(), n_views, modes=("sum", "min"))
-        for name, channel in zip(BASELINES, x):
-            pred = otsu_mask(channel).astype(np.float32)
-            for t in targets:
-                rows.append({"method": BASELINES[name], "experiment": name, "views": n_views,
-                             "case": case, "target": t, **evaluate(pred, vols.target(t))})
-    return rows
-
-
-def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
-    """Write rows to ``results/metrics/<name>.json`` and ``.csv`` (atomically); JSON path."""
-    folder = settings.results / "metrics"
-    folder.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    meta = {"angio_version": angio.__version__, "settings": asdict(settings)}
-    for suffix, text in ((".csv", buf.getvalue()),
-                         (".json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))):
-        atomic_write_text(folder / f"{name}{suffix}", text)
-    return folder / f"{name}.json"
-
-
-def load_table(name: str, settings: StudySettings) -> list[dict]:
-    """Rows saved by :func:`save_table`."""
-    return json.loads((settings.results / "metrics" / f"{name}.json").read_text())["rows"]
-
-
-def mean_table(rows: list[dict], *, by: Sequence[str] = ("method", "views", "target"),
-               metrics: Sequence[str] = ("iou", "dice", "mse", "mae", "accuracy", "cldice")) -> list[dict]:
-    """Mean (and std) of each metric over cases, grouped by ``by`` (order of first appearance)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in by), []).append(r)
-    out = []
-    for key, members in groups.items():
-        row = dict(zip(by, key))
-        row["cases"] = len(members)
-        for m in metrics:
-            vals = np.array([r[m] for r in members], dtype=float)
-            row[m] = float(vals.mean())
-            row[f"{m}_std"] = float(vals.std())
-        out.append(row)
-    return out
-

@@ -1,0 +1,60 @@
+"""The study: profiles, experiments, evaluation, metric tables, the notebook runner and the book.
+
+One job per module:
+
+:mod:`~angio.study.profiles`
+    Parameter profiles (``cpu``, ``full``, ``tiny``), their view counts, and :func:`setup`,
+    the first call of every notebook.
+:mod:`~angio.study.experiments`
+    What a training run is (:class:`Experiment` under :class:`StudySettings`), the study's
+    split, and :func:`run_experiment` (train, resume or reuse).
+:mod:`~angio.study.evaluation`
+    Models, classical baselines and the Otsu ground truth measured on cases, as metric rows.
+:mod:`~angio.study.tables`
+    Metric tables on disk (JSON + CSV under ``results/metrics/``) and their means.
+:mod:`~angio.study.performance`
+    Projection timings shared with ``benchmarks/``, and the recorded benchmark results.
+:mod:`~angio.study.runner`, :mod:`~angio.study.book`
+    Papermill over ``notebooks/`` and the Jupyter Book build.
+
+The command line is ``angio study run|book`` (:mod:`angio.cli`); ``python -m angio.study``
+runs the same code.
+"""
+
+from __future__ import annotations
+
+from angio.study.book import build_book
+from angio.study.evaluation import (
+    BASELINES,
+    backprojection_thresholds,
+    evaluate_baselines,
+    evaluate_experiments,
+    evaluate_ground_truth,
+    evaluate_model,
+    predict_case,
+    reconstructions,
+    spread_view_counts,
+)
+from angio.study.experiments import (
+    BIPLANE_EXPERIMENTS,
+    Experiment,
+    StudySettings,
+    Trained,
+    run_experiment,
+    study_split,
+    train_config,
+)
+from angio.study.performance import best_of, projection_timings, recorded_benchmarks
+from angio.study.profiles import PROFILES, VIEW_COUNTS, describe, settings, setup, view_counts
+from angio.study.runner import REPO_ROOT, notebooks, run
+from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_table
+
+__all__ = [
+    "BASELINES", "BIPLANE_EXPERIMENTS", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
+    "Experiment", "StudySettings", "Trained",
+    "backprojection_thresholds", "best_of", "build_book", "describe", "evaluate_baselines",
+    "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_summary", "load_table",
+    "mean_table", "notebooks", "predict_case", "projection_timings", "reconstructions", "recorded_benchmarks",
+    "run", "run_experiment", "save_table", "settings", "setup", "spread_view_counts", "study_split",
+    "train_config", "view_counts",
+]

@@ -1,0 +1,164 @@
+"""Evaluation of the study: models and classical baselines on held-out cases, as metric rows.
+
+Every function returns rows (one dict per case and target, with the metrics of
+:func:`angio.metrics.evaluate`) that :mod:`angio.study.tables` saves and averages; the
+notebooks only choose what to evaluate and display the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from angio.device import resolve_device
+from angio.inference import predict_volume
+from angio.mesh import Panel
+from angio.metrics import evaluate, iou
+from angio.phantom import PRESETS
+from angio.pipeline import TARGETS, CaseVolumes, network_input
+from angio.segment import otsu_mask
+from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
+
+__all__ = ["BASELINES", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
+           "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts", "reconstructions"]
+
+BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
+
+
+def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:
+    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
+    device = resolve_device(settings.device)
+    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
+
+
+def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
+                   targets: Sequence[str] = TARGETS, keep: bool = False) -> tuple[list[dict], dict]:
+    """Metrics of a trained model on cases (unaugmented), against each ground truth.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per (case, target): ``method``, ``views``, ``case``, ``target`` and the six
+        metrics of :func:`angio.metrics.evaluate`.
+    predictions : dict
+        ``{case: probability volume}`` when ``keep`` is true, else empty.
+    """
+    exp = trained.experiment
+    cache = settings.cache()
+    rows, kept = [], {}
+    for case in cases:
+        vols = cache.get(case, settings.spec, seed=settings.seed)
+        x = network_input(vols.unit_intensity(), exp.n_views, modes=exp.modes)
+        prob = predict_case(trained.model, x, settings)
+        for t in targets:
+            rows.append({"method": exp.label, "experiment": exp.name, "views": exp.n_views,
+                         "case": case, "target": t, **evaluate(prob, vols.target(t))})
+        if keep:
+            kept[case] = prob
+    return rows, kept
+
+
+def evaluate_baselines(settings: StudySettings, n_views: int, cases: Iterable[str], *,
+                       targets: Sequence[str] = TARGETS) -> list[dict]:
+    """Classical baselines with no learning: Otsu on the sum and on the min back-projection."""
+    cache = settings.cache()
+    rows = []
+    for case in cases:
+        vols = cache.get(case, settings.spec, seed=settings.seed)
+        x = network_input(vols.unit_intensity(), n_views, modes=("sum", "min"))
+        for name, channel in zip(BASELINES, x):
+            pred = otsu_mask(channel).astype(np.float32)
+            for t in targets:
+                rows.append({"method": BASELINES[name], "experiment": name, "views": n_views,
+                             "case": case, "target": t, **evaluate(pred, vols.target(t))})
+    return rows
+
+
+def evaluate_experiments(experiments: Iterable[Experiment], settings: StudySettings, cases: Sequence[str], *,
+                         force: bool = False, progress: bool = True) -> list[dict]:
+    """Train (or reuse, :func:`~angio.study.run_experiment`) each experiment and evaluate it on ``cases``.
+
+    Returns the rows of :func:`evaluate_model` of every experiment, in order.
+    """
+    rows = []
+    for exp in experiments:
+        trained = run_experiment(exp, settings, force=force, progress=progress)
+        rows += evaluate_model(trained, settings, cases)[0]
+    return rows
+
+
+def backprojection_thresholds(inputs: Mapping[int, np.ndarray], mask: np.ndarray) -> list[dict]:
+    """How much of each back-projection is vessel: Otsu's threshold of it against ``mask``.
+
+    Parameters
+    ----------
+    inputs : mapping of int to ndarray
+        ``{views: (2, N, N, N)}`` network inputs with the ``("sum", "min")`` channels.
+    mask : ndarray of bool, shape (N, N, N)
+        The reference (exact) vessel mask.
+
+    Returns
+    -------
+    list of dict
+        Per view count: ``views``, ``iou_sum`` and ``iou_min`` (IoU of Otsu's mask of each
+        channel with ``mask``) and ``kept_min`` (fraction of voxels above 0.5 in the min).
+    """
+    rows = []
+    for n, (s, m) in inputs.items():
+        rows.append({"views": n,
+                     "iou_sum": iou(otsu_mask(s).astype(float), mask),
+                     "iou_min": iou(otsu_mask(m).astype(float), mask),
+                     "kept_min": float((m > 0.5).mean())})
+    return rows
+
+
+def evaluate_ground_truth(settings: StudySettings, cases: Sequence[str], *,
+                          modalities: Iterable[str] = PRESETS) -> tuple[list[dict], dict[str, CaseVolumes]]:
+    """The paper's Otsu ground truth against the exact mask, per modality preset and case.
+
+    Returns
+    -------
+    rows : list of dict
+        ``modality``, ``case``, ``target`` (``"otsu"``), the metrics of Otsu's mask against
+        the exact one, ``otsu_voxels`` and ``exact_voxels``.
+    examples : dict
+        ``{modality: volumes of its first case}`` (for figures).
+    """
+    cache = settings.cache()
+    rows, examples = [], {}
+    for modality in modalities:
+        spec = replace(settings.spec, modality=modality)
+        for case in cases:
+            v = cache.get(case, spec, seed=settings.seed)
+            rows.append({"modality": modality, "case": case, "target": "otsu",
+                         **evaluate(v.otsu.astype(np.float32), v.exact),
+                         "otsu_voxels": int(v.otsu.sum()), "exact_voxels": int(v.exact.sum())})
+            examples.setdefault(modality, v)
+    return rows, examples
+
+
+def spread_view_counts(counts: Sequence[int]) -> list[int]:
+    """The most, the middle and the fewest of ``counts`` (as given, sorted), most first, without repeats."""
+    return sorted({counts[0], counts[len(counts) // 2], counts[-1]}, reverse=True)
+
+
+def reconstructions(settings: StudySettings, case: str, view_counts: Iterable[int], *, force: bool = False,
+                    progress: bool = True) -> list[Panel]:
+    """The Otsu ground truth of ``case`` and the autoencoder's reconstruction from each view count.
+
+    Returns
+    -------
+    list of angio.mesh.Panel
+        ``ground_truth`` first (label ``"ground truth (Otsu)"``), then ``<n>_views`` (label
+        ``"<n> views"``) per view count, in the order given; volumes ``(N, N, N)`` float32.
+    """
+    vols = settings.cache().get(case, settings.spec, seed=settings.seed)
+    panels = [Panel("ground_truth", "ground truth (Otsu)", vols.otsu.astype(np.float32))]
+    for n in view_counts:
+        trained = run_experiment(Experiment("dae", n), settings, force=force, progress=progress)
+        prob = predict_case(trained.model, network_input(vols.unit_intensity(), n), settings)
+        panels.append(Panel(f"{n}_views", f"{n} views", prob))
+    return panels
