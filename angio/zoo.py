@@ -86,6 +86,8 @@ class Recipe:
         Validate every this many epochs.
     fp16 : bool
         Store the shipped weights in float16 (they are computed with in float32).
+    lr_milestones, lr_gamma : tuple of int, float
+        Step learning-rate schedule (see :class:`~angio.train.TrainConfig`).
     """
 
     name: str
@@ -96,6 +98,8 @@ class Recipe:
     patience: int = 5
     val_every: int = 2
     fp16: bool = True
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain JSON-compatible data (as written into the record)."""
@@ -124,12 +128,12 @@ RECIPES: dict[str, Recipe] = {
                "2 views (0 and 90 deg), Dice + BCE against the exact mask, 64^3 patches at 0.5 mm",
                Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
                           model_kwargs=_SMALL_UNET),
-               _unet_settings()),
+               _unet_settings(), lr_milestones=(24,)),
         Recipe("unet-3view",
                "the same U-Net on 3 views (0, 45, 90 deg)",
                Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
                           model_kwargs=_SMALL_UNET),
-               _unet_settings()),
+               _unet_settings(), lr_milestones=(24,)),
     ]
 }
 
@@ -147,7 +151,7 @@ def _recipe(name: str) -> Recipe:
 def _config(recipe: Recipe, settings: StudySettings, run_dir: Path):
     cfg = train_config(recipe.experiment, settings, run_dir)
     return replace(cfg, select=recipe.select, patience=recipe.patience, val_every=recipe.val_every,
-                   metrics=("iou", "dice"))
+                   metrics=("iou", "dice"), lr_milestones=tuple(recipe.lr_milestones), lr_gamma=recipe.lr_gamma)
 
 
 def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progress: bool = True,

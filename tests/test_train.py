@@ -376,3 +376,18 @@ def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):
     monkeypatch.setattr(angio.device, "cpu_has_native_bf16", lambda: True)
     assert tr.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert tr.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_lr_milestones_step_the_rate_and_may_change_on_resume(tmp_path):
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    history = fit(tiny_config(str(tmp_path / "a"), epochs=4, lr=1e-2, lr_milestones=(2,), lr_gamma=0.5),
+                  train, val, progress=False)
+    assert [r["lr"] for r in history["epochs"]] == [1e-2, 1e-2, 5e-3, 5e-3]
+    # a run resumed with a schedule whose milestones lie ahead is the run trained with it throughout
+    fit(tiny_config(str(tmp_path / "b"), epochs=2, lr=1e-2), train, val, progress=False)
+    resumed = fit(tiny_config(str(tmp_path / "b"), epochs=4, lr=1e-2, lr_milestones=(2,), lr_gamma=0.5),
+                  train, val, resume=True, progress=False)
+    assert [r["lr"] for r in resumed["epochs"]] == [r["lr"] for r in history["epochs"]]
+    assert resumed["epochs"][-1]["train_loss"] == pytest.approx(history["epochs"][-1]["train_loss"], rel=1e-6)
+    with pytest.raises(ValueError, match="lr_gamma"):
+        TrainConfig(lr_gamma=0.0)

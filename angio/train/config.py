@@ -30,7 +30,10 @@ _METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 _SELECT = ("loss", "dice", "iou")
 #: Config fields that may differ between a checkpoint and the config that resumes it.
 RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "device", "num_workers", "val_every", "metrics", "check_memory",
-                               "patience"})
+                               "patience", "lr_milestones", "lr_gamma"})
+# The learning-rate schedule may change on resume: epochs after the resume point follow the new
+# schedule, so a run resumed with milestones later than its last epoch is the same run as one
+# trained with those milestones from the start.
 
 
 @dataclass
@@ -53,7 +56,10 @@ class TrainConfig:
     loss_kwargs
         Extra arguments for the other losses (e.g. ``{"dice_weight": 0.5}``).
     lr
-        Adam learning rate (the paper's 1e-3); constant.
+        Adam learning rate (the paper's 1e-3), constant unless ``lr_milestones`` are given.
+    lr_milestones, lr_gamma
+        Step schedule: from each epoch in ``lr_milestones`` on, the learning rate is
+        multiplied by ``lr_gamma`` (as :class:`torch.optim.lr_scheduler.MultiStepLR`).
     batch_size
         Volumes (or patches) per step and per process (the paper's 1).
     epochs
@@ -116,6 +122,8 @@ class TrainConfig:
     focal_gamma: float = 0.2
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
     batch_size: int = 1
     epochs: int = 100
     max_steps_per_epoch: int | None = None
@@ -141,6 +149,7 @@ class TrainConfig:
         if isinstance(self.patch_size, list):
             self.patch_size = tuple(self.patch_size)
         self.metrics = tuple(self.metrics)
+        self.lr_milestones = tuple(self.lr_milestones)
         self.out_dir = os.fspath(self.out_dir)
         # JSON round trip: plain dicts/lists, so a config built in Python and one read from
         # JSON (or a checkpoint) compare equal on resume
@@ -179,6 +188,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.select must be one of {_SELECT}, got {self.select!r}.")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}.")
+        if any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in self.lr_milestones):
+            raise ValueError(f"TrainConfig.lr_milestones must be epochs >= 1, got {self.lr_milestones!r}.")
+        if not (isinstance(self.lr_gamma, (int, float)) and 0 < self.lr_gamma <= 1):
+            raise ValueError(f"TrainConfig.lr_gamma must be in (0, 1], got {self.lr_gamma!r}.")
         if self.output_prior is not None and not 0.0 < self.output_prior < 1.0:
             raise ValueError(f"TrainConfig.output_prior must be in (0, 1), got {self.output_prior!r}.")
         if not 0.0 <= self.vessel_prob <= 1.0:
@@ -197,6 +210,7 @@ class TrainConfig:
         """Plain JSON-compatible dict (tuples become lists)."""
         out = dataclasses.asdict(self)
         out["metrics"] = list(self.metrics)
+        out["lr_milestones"] = list(self.lr_milestones)
         if isinstance(self.patch_size, tuple):
             out["patch_size"] = list(self.patch_size)
         return out

@@ -446,6 +446,8 @@ def _fit(
             break
         start = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch}
+        for group in optimizer.param_groups:  # step schedule (constant without milestones)
+            group["lr"] = config.lr * config.lr_gamma ** sum(epoch >= m for m in config.lr_milestones)
         stats = _train_epoch(run, state, epoch_loader(train_set, config, epoch, info, device), epoch)
         sync_buffers(state.model, info)
         validated = val_set is not None and _should_validate(config, epoch)
