@@ -466,6 +466,9 @@ def evaluate(pred_prob: Any, mask: Any) -> dict[str, float]:
 def summarize(rows: Sequence[Mapping[str, float]], *, ddof: int = 0) -> dict[str, dict[str, float]]:
     """Mean and standard deviation of each metric over cases.
 
+    The study's tables average with this function too, group by group
+    (:func:`angio.study.mean_table`).
+
     Parameters
     ----------
     rows : sequence of mapping of str to float
