@@ -51,6 +51,7 @@ __all__ = [
     "THRESHOLD",
     "binarize",
     "cldice",
+    "connectivity",
     "dice",
     "evaluate",
     "iou",
@@ -503,3 +504,29 @@ def summarize(rows: Sequence[Mapping[str, float]], *, ddof: int = 0) -> dict[str
         std = float(values.std(ddof=ddof)) if values.size > ddof else float("nan")
         summary[key] = {"mean": float(values.mean()), "std": std, "n": int(values.size)}
     return summary
+
+
+def connectivity(mask: Any) -> dict[str, float]:
+    """How much of a mask is one piece: 26-connected components and the share of the largest.
+
+    Parameters
+    ----------
+    mask : array-like of bool, shape (Z, Y, X)
+        A vessel mask.
+
+    Returns
+    -------
+    dict
+        ``pieces`` (number of 26-connected components) and ``largest`` (fraction of the
+        mask's voxels in the largest one; 0 for an empty mask).
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 3:
+        raise ValueError(f"mask must be 3D (Z, Y, X), got shape {m.shape}")
+    labels, pieces = ndimage.label(m, structure=np.ones((3, 3, 3), bool))
+    if pieces == 0:
+        return {"pieces": 0, "largest": 0.0}
+    sizes = np.bincount(labels.ravel())[1:]
+    return {"pieces": int(pieces), "largest": float(sizes.max() / sizes.sum())}

@@ -353,8 +353,8 @@ def _device(device: str | None):
 
 def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None = None, *,
                    angles: Sequence[float] | None = None, frame: int | None = None, subtract: bool | None = None,
-                   vessels: str = "auto", device: str | None = None, patch_size: int | None = None, allow_other_views: bool = False,
-                   **geometry) -> Reconstruction:
+                   vessels: str = "auto", device: str | None = None, patch_size: int | None = None,
+                   allow_other_views: bool = False, **geometry) -> Reconstruction:
     """Vessel probabilities from X-ray angiography files: angles and scale from their headers.
 
     The planes are read by :func:`xa_projections` (peak-filling frame, log subtraction of

@@ -320,14 +320,14 @@ class ZooEntry:
 
     @property
     def experiment(self) -> Experiment:
-        """The :class:`~angio.experiments.Experiment` of the entry's recipe."""
+        """The :class:`~angio.study.Experiment` of the entry's recipe."""
         e = dict(self.record["recipe"]["experiment"])
         e["model_kwargs"] = tuple(sorted(e.get("model_kwargs", {}).items()))
         return Experiment(**e)
 
     @property
     def settings(self) -> StudySettings:
-        """The :class:`~angio.experiments.StudySettings` of the entry's recipe."""
+        """The :class:`~angio.study.StudySettings` of the entry's recipe."""
         s = dict(self.record["recipe"]["settings"])
         return StudySettings.from_dict(s)
 

@@ -253,3 +253,16 @@ def test_summarize_evaluate_rows_and_errors():
         summarize([])
     with pytest.raises(ValueError, match="keys"):
         summarize([{"iou": 1.0}, {"dice": 1.0}])
+
+
+def test_connectivity_counts_26_connected_pieces():
+    from angio.metrics import connectivity
+
+    m = np.zeros((8, 8, 8), bool)
+    m[1, 1, 1:5] = True  # a 4-voxel line
+    m[2, 2, 5] = True  # touches the line's end only through a corner: the same 26-piece
+    m[6, 6, 6] = True  # an isolated voxel
+    assert connectivity(m) == {"pieces": 2, "largest": 5 / 6}
+    assert connectivity(np.zeros((4, 4, 4), bool)) == {"pieces": 0, "largest": 0.0}
+    with pytest.raises(ValueError, match="3D"):
+        connectivity(np.zeros((4, 4), bool))

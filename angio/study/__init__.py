@@ -27,6 +27,7 @@ from angio.study.book import build_book
 from angio.study.evaluation import (
     BASELINES,
     backprojection_thresholds,
+    connectivity_by_resolution,
     evaluate_baselines,
     evaluate_experiments,
     evaluate_ground_truth,
@@ -52,7 +53,7 @@ from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_t
 __all__ = [
     "BASELINES", "BIPLANE_EXPERIMENTS", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
-    "backprojection_thresholds", "best_of", "build_book", "describe", "evaluate_baselines",
+    "backprojection_thresholds", "best_of", "build_book", "connectivity_by_resolution", "describe", "evaluate_baselines",
     "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_summary", "load_table",
     "mean_table", "notebooks", "predict_case", "projection_timings", "reconstructions", "recorded_benchmarks",
     "run", "run_experiment", "save_table", "settings", "setup", "spread_view_counts", "study_split",

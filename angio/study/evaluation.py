@@ -16,13 +16,13 @@ import torch
 from angio.device import resolve_device
 from angio.inference import predict_volume
 from angio.mesh import Panel
-from angio.metrics import evaluate, iou
+from angio.metrics import connectivity, evaluate, iou
 from angio.phantom import PRESETS
 from angio.pipeline import TARGETS, CaseVolumes, network_input
 from angio.segment import otsu_mask
 from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
 
-__all__ = ["BASELINES", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
+__all__ = ["connectivity_by_resolution", "BASELINES", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
            "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts", "reconstructions"]
 
 BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
@@ -162,3 +162,19 @@ def reconstructions(settings: StudySettings, case: str, view_counts: Iterable[in
         prob = predict_case(trained.model, network_input(vols.unit_intensity(), n), settings)
         panels.append(Panel(f"{n}_views", f"{n} views", prob))
     return panels
+
+
+def connectivity_by_resolution(cases: Sequence[str], sizes: Sequence[int], settings: StudySettings) -> list[dict]:
+    """Pieces and largest share of each case's exact mask on grids of ``sizes`` voxels.
+
+    The field of view, centring and modality are those of ``settings.spec``; each row has
+    ``case``, ``size``, ``voxel_mm``, ``pieces`` and ``largest`` (:func:`angio.metrics.connectivity`).
+    """
+    cache = settings.cache()
+    rows = []
+    for size in sizes:
+        spec = replace(settings.spec, size=int(size))
+        for case in cases:
+            vols = cache.get(case, spec, seed=settings.seed)
+            rows.append({"case": case, "size": int(size), "voxel_mm": spec.voxel_mm, **connectivity(vols.exact)})
+    return rows
