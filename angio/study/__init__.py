@@ -53,7 +53,8 @@ from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_t
 __all__ = [
     "BASELINES", "BIPLANE_EXPERIMENTS", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
-    "backprojection_thresholds", "best_of", "build_book", "connectivity_by_resolution", "describe", "evaluate_baselines",
+    "backprojection_thresholds", "best_of", "build_book",
+    "connectivity_by_resolution", "describe", "evaluate_baselines",
     "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_summary", "load_table",
     "mean_table", "notebooks", "predict_case", "projection_timings", "reconstructions", "recorded_benchmarks",
     "run", "run_experiment", "save_table", "settings", "setup", "spread_view_counts", "study_split",

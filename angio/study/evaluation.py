@@ -22,8 +22,9 @@ from angio.pipeline import TARGETS, CaseVolumes, network_input
 from angio.segment import otsu_mask
 from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
 
-__all__ = ["connectivity_by_resolution", "BASELINES", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
-           "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts", "reconstructions"]
+__all__ = ["BASELINES", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
+           "connectivity_by_resolution", "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts",
+           "reconstructions"]
 
 BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
 
