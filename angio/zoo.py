@@ -128,12 +128,12 @@ RECIPES: dict[str, Recipe] = {
                "2 views (0 and 90 deg), Dice + BCE against the exact mask, 64^3 patches at 0.5 mm",
                Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
                           model_kwargs=_SMALL_UNET),
-               _unet_settings(), lr_milestones=(24,)),
+               _unet_settings(), lr_milestones=(24,), patience=8),
         Recipe("unet-3view",
                "the same U-Net on 3 views (0, 45, 90 deg)",
                Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
                           model_kwargs=_SMALL_UNET),
-               _unet_settings(), lr_milestones=(24,)),
+               _unet_settings(), lr_milestones=(24,), patience=8),
     ]
 }
 
