@@ -126,15 +126,28 @@ def cmd_study(args) -> int:
 
 def cmd_reconstruct(args) -> int:
     from angio.errors import InputError
-    from angio.reconstruct import read_images, reconstruct, write_outputs
+    from angio.reconstruct import is_xa, read_images, reconstruct, reconstruct_xa, write_outputs
 
     if not (0.0 < args.level < 1.0):
         raise InputError(f"--level must be a probability in (0, 1), got {args.level}")
     if args.patch is not None and args.patch < 1:
         raise InputError(f"--patch must be a positive number of voxels, got {args.patch}")
-    images = read_images(args.images, normalize=True)
-    result = reconstruct(images, args.angles, args.checkpoint, vessels=args.vessels, device=args.device,
-                         patch_size=args.patch, allow_other_views=args.allow_other_views)
+    xa = [is_xa(p) for p in args.images]
+    if all(xa):
+        geometry = {"source_detector_mm": args.sdd, "source_patient_mm": args.spd, "pixel_mm": args.pixel_spacing,
+                    "secondary_deg": args.secondary}
+        result = reconstruct_xa(args.images, args.checkpoint, angles=args.angles, frame=args.frame,
+                                subtract=args.subtract, vessels=args.vessels or "auto", device=args.device,
+                                patch_size=args.patch, allow_other_views=args.allow_other_views, **geometry)
+    else:
+        if any(xa):
+            raise InputError("give either X-ray angiography (XA) files only, or images only: "
+                             f"{', '.join(p for p, x in zip(args.images, xa) if x)} are XA")
+        if args.angles is None:
+            raise InputError("--angles is required for PNG/TIFF/plain DICOM images (one angle per image)")
+        images = read_images(args.images, normalize=True)
+        result = reconstruct(images, args.angles, args.checkpoint, vessels=args.vessels or "bright",
+                             device=args.device, patch_size=args.patch, allow_other_views=args.allow_other_views)
     out = write_outputs(result, args.out, overwrite=args.overwrite, level=args.level)
     voxels = int((result.probability >= args.level).sum())
     files = ("probability.npz, dicom/, surface.stl, surface.vtp" if voxels
@@ -219,13 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("reconstruct", help="2D angiograms + angles -> 3D probability volume and mesh")
-    p.add_argument("images", nargs="+", help="PNG/TIFF/DICOM images, one per view")
-    p.add_argument("--angles", type=float, nargs="+", required=True, help="view angles in degrees, one per image")
+    p.add_argument("images", nargs="+", help="PNG/TIFF/DICOM images or XA DICOM files, one per view (plane)")
+    p.add_argument("--angles", type=float, nargs="+",
+                   help="view angles in degrees, one per image (XA files: taken from their headers)")
+    p.add_argument("--frame", type=int, help="XA runs: the frame to use (default: peak arterial filling)")
+    p.add_argument("--subtract", action=argparse.BooleanOptionalAction, default=None,
+                   help="XA runs: log-subtract the first frame (default: on for multi-frame runs)")
+    p.add_argument("--secondary", type=float, help="XA: secondary (cranial/caudal) angle in degrees if missing")
+    p.add_argument("--sdd", type=float, help="XA: source-to-detector distance in mm if missing")
+    p.add_argument("--spd", type=float, help="XA: source-to-patient (isocentre) distance in mm if missing")
+    p.add_argument("--pixel-spacing", type=float, nargs=2, help="XA: detector pixel spacing (row, column) mm")
     p.add_argument("--checkpoint", help="trained checkpoint (default: the zoo's model for this many views)")
     p.add_argument("--allow-other-views", action="store_true",
                    help="use the model even for views it was not trained for (warned in README.json)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--vessels", default="bright", choices=["bright", "dark"], help="contrast in the images")
+    p.add_argument("--vessels", choices=["bright", "dark"],
+                   help="contrast in the images (default: bright; XA: bright when subtracted, else dark)")
     p.add_argument("--level", type=float, default=0.5, help="probability of the surface")
     p.add_argument("--device")
     p.add_argument("--patch", type=int, help="sliding-window size for large volumes")

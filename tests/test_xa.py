@@ -143,3 +143,22 @@ def test_synthetic_biplane_xa_reconstructs_end_to_end(tmp_path):
     recorded = next(r["dice"] for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
     # cone-beam views through the parallel-beam model: most of the parallel-beam accuracy survives
     assert metrics.dice(result.probability, vols.exact) > 0.6 * recorded
+    # the same through the command line, with no angles typed
+    from angio import cli
+
+    out = tmp_path / "recon"
+    assert cli.main(["reconstruct", *map(str, files), "--vessels", "bright", "--out", str(out)]) == 0
+    with np.load(out / "probability.npz") as z:
+        np.testing.assert_allclose(z["probability"], result.probability, atol=1e-6)
+        assert sorted(z["angles_deg"].tolist()) == [0.0, 90.0]
+
+
+def test_cli_names_a_missing_xa_tag_and_its_flag(tmp_path, capsys):
+    from angio import cli
+
+    a = write_xa(tmp_path / "a.dcm", dsa_run(1, 0), drop=("DistanceSourceToPatient",))
+    b = write_xa(tmp_path / "b.dcm", dsa_run(1, 0), PositionerPrimaryAngle=-90.0)
+    code = cli.main(["reconstruct", str(a), str(b), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "DistanceSourceToPatient is missing; supply it with --spd" in err and "a.dcm" in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
