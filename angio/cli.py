@@ -20,7 +20,19 @@ __all__ = ["main"]
 
 def _settings(args):
     from angio import study
+    from angio.device import resolve_device
+    from angio.errors import InputError
 
+    device = getattr(args, "device", None)
+    if device is not None:
+        try:
+            resolve_device(device)
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(f"--device {device!r}: {exc}") from None
+    for name in ("size", "epochs"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise InputError(f"--{name} must be a positive integer, got {value}")
     return study.settings(args.profile, results_dir=args.results, epochs=getattr(args, "epochs", None),
                           size=getattr(args, "size", None), modality=getattr(args, "modality", None),
                           device=getattr(args, "device", None))
@@ -93,8 +105,12 @@ def cmd_evaluate(args) -> int:
     from angio.study import Trained, evaluate_model, mean_table, run_experiment, save_table, study_split
     from angio.train.checkpoint import load_checkpoint
 
+    from angio.pipeline import check_cases
+
     settings = _settings(args)
     exp = _experiment(args)
+    if args.cases:
+        check_cases(args.cases)  # before any training or loading
     if args.checkpoint:
         model, _, info = load_checkpoint(args.checkpoint)
         trained = Trained(exp, model, info["history"], Path(args.checkpoint).parent, reused=True,

@@ -296,3 +296,16 @@ def test_study_sub_commands_and_python_m_angio_study_call_the_same_code(monkeypa
     assert calls == [run, ("book", (), {"results_dir": "results", "out_dir": "_build", "warnings_as_errors": False}),
                      run]
     assert str(tmp_path / "index.html") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--profile", "tiny", "--cases", "NOPE01"], "unknown case ids ['NOPE01']"),
+    (["evaluate", "--profile", "tiny", "--device", "bogus"], "--device 'bogus'"),
+    (["train", "--profile", "tiny", "--device", "cuda:7"], "--device 'cuda:7'"),
+    (["train", "--profile", "tiny", "--size", "0"], "--size must be a positive integer"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, capsys, argv, message):
+    code = cli.main([*argv, "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "runs").exists()
