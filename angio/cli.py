@@ -102,10 +102,9 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from angio.pipeline import check_cases
     from angio.study import Trained, evaluate_model, mean_table, run_experiment, save_table, study_split
     from angio.train.checkpoint import load_checkpoint
-
-    from angio.pipeline import check_cases
 
     settings = _settings(args)
     exp = _experiment(args)
