@@ -46,7 +46,7 @@ import angio
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
 from angio.pipeline import VesselDataset, VolumeSpec
-from angio.study import Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
+from angio.study import SMALL_UNET, Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
 from angio.train import export_checkpoint, fit, load_checkpoint
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
@@ -119,7 +119,6 @@ def _unet_settings(**changes) -> StudySettings:
     return replace(base, **changes)
 
 
-_SMALL_UNET = (("base_channels", 8), ("depth", 4))
 
 RECIPES: dict[str, Recipe] = {
     r.name: r for r in [
@@ -127,12 +126,12 @@ RECIPES: dict[str, Recipe] = {
                "residual U-Net (8 base channels, depth 4) on the sum and min back-projections of "
                "2 views (0 and 90 deg), Dice + BCE against the exact mask, 64^3 patches at 0.5 mm",
                Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
-                          model_kwargs=_SMALL_UNET),
+                          model_kwargs=SMALL_UNET),
                _unet_settings(), lr_milestones=(24,), patience=8),
         Recipe("unet-3view",
                "the same U-Net on 3 views (0, 45, 90 deg)",
                Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
-                          model_kwargs=_SMALL_UNET),
+                          model_kwargs=SMALL_UNET),
                _unet_settings(), lr_milestones=(24,), patience=8),
     ]
 }

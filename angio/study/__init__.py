@@ -38,6 +38,7 @@ from angio.study.evaluation import (
 )
 from angio.study.experiments import (
     BIPLANE_EXPERIMENTS,
+    SMALL_UNET,
     Experiment,
     StudySettings,
     Trained,
@@ -51,7 +52,7 @@ from angio.study.runner import REPO_ROOT, notebooks, run
 from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_table
 
 __all__ = [
-    "BASELINES", "BIPLANE_EXPERIMENTS", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
+    "BASELINES", "BIPLANE_EXPERIMENTS", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
     "backprojection_thresholds", "best_of", "build_book",
     "connectivity_by_resolution", "describe", "evaluate_baselines",

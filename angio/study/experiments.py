@@ -30,7 +30,7 @@ from angio.data import split_cases
 from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 
-__all__ = ["StudySettings", "Experiment", "Trained", "BIPLANE_EXPERIMENTS", "study_split", "train_config",
+__all__ = ["StudySettings", "Experiment", "Trained", "BIPLANE_EXPERIMENTS", "SMALL_UNET", "study_split", "train_config",
            "run_experiment"]
 
 
@@ -127,11 +127,16 @@ class Experiment:
         return f"{'DAE' if self.model == 'dae' else 'U-Net'} ({' + '.join(self.modes)})"
 
 
+#: The U-Net of the live chapters and the zoo: 8 base channels, 4 levels (1.4 M parameters; a
+#: training step on a 64^3 volume takes about half as long as with 16 channels and 3 levels).
+SMALL_UNET: tuple[tuple[str, int], ...] = (("base_channels", 8), ("depth", 4))
+
 #: The biplane comparison (chapter 7): the paper's autoencoder on the sum back-projection, and
 #: the residual U-Net on the sum, on the min and on both.
 BIPLANE_EXPERIMENTS: tuple[Experiment, ...] = (
-    Experiment("dae", 2), Experiment("unet", 2, ("sum",)), Experiment("unet", 2, ("min",)),
-    Experiment("unet", 2, ("sum", "min")))
+    Experiment("dae", 2), Experiment("unet", 2, ("sum",), model_kwargs=SMALL_UNET),
+    Experiment("unet", 2, ("min",), model_kwargs=SMALL_UNET),
+    Experiment("unet", 2, ("sum", "min"), model_kwargs=SMALL_UNET))
 
 
 @dataclass
