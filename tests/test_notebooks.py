@@ -75,6 +75,8 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
     assert "Table 1: this run" in tables and "paper IoU" in tables and "paper MAE" in tables
     biplane = (book / "results" / "notebooks" / "07_biplane.html").read_text()
     assert "L1 + conditional GAN (paper, quoted by the paper)" in biplane
+    intro = (book / "book" / "intro.html").read_text()
+    assert "Measured in this build" in intro and "unet-biplane" in intro  # the headline is this run's
     zoo = (book / "results" / "notebooks" / "11_model_zoo.html").read_text()
     assert "Against the exact mask at 0.5 mm" in zoo and "Dice under acquisition errors" in zoo
     assert "<img" in tables  # the IoU-vs-views figure

@@ -188,3 +188,15 @@ def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_
     last = study.run_experiment(Experiment("dae", 2), study.settings("tiny", results_dir=tmp_path, n_val=0),
                                       progress=False)
     assert last.checkpoint == last.run_dir / "last.pt" and last.epoch == 0
+
+
+def test_headline_comes_from_the_zoo_table(tmp_path):
+    from angio.study.headline import headline_markdown
+
+    assert "once chapter 11" in headline_markdown(tmp_path)
+    rows = [{"method": "unet-biplane", "views": 2, "case": c, "target": t, "dice": d, "cldice": d / 2, "iou": d / 3}
+            for c, d in (("A", 0.5), ("B", 0.7)) for t in ("exact", "otsu")]
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "zoo.json").write_text(json.dumps({"rows": rows}))
+    text = headline_markdown(tmp_path)
+    assert "| 2 | unet-biplane | 2 | 0.600 | 0.300 | 0.200 |" in text and "26.8%" in text
