@@ -200,3 +200,15 @@ def test_headline_comes_from_the_zoo_table(tmp_path):
     (tmp_path / "metrics" / "zoo.json").write_text(json.dumps({"rows": rows}))
     text = headline_markdown(tmp_path)
     assert "| 2 | unet-biplane | 2 | 0.600 | 0.300 | 0.200 |" in text and "26.8%" in text
+
+
+def test_otsu_on_a_head_ct_depends_on_the_window(tmp_path):
+    settings = study.settings("tiny", results_dir=tmp_path)
+    rows, examples = study.otsu_by_window(settings, study.study_split(settings)[2][:1])
+    by = {r["window"]: r for r in rows}
+    assert set(by) == set(study.CTA_WINDOWS) and set(examples) == set(study.CTA_WINDOWS)
+    full = by["full HU range (no window)"]
+    # without a window Otsu separates air from the head: far more voxels than vessels, few of them vessel
+    assert full["otsu_voxels"] > 10 * full["exact_voxels"] and full["vessel_share"] < 0.1
+    best = max(rows, key=lambda r: r["dice"])
+    assert best["window"] != "full HU range (no window)"

@@ -26,12 +26,14 @@ from __future__ import annotations
 from angio.study.book import build_book
 from angio.study.evaluation import (
     BASELINES,
+    CTA_WINDOWS,
     backprojection_thresholds,
     connectivity_by_resolution,
     evaluate_baselines,
     evaluate_experiments,
     evaluate_ground_truth,
     evaluate_model,
+    otsu_by_window,
     predict_case,
     reconstructions,
     spread_view_counts,
@@ -52,7 +54,7 @@ from angio.study.runner import REPO_ROOT, notebooks, run
 from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_table
 
 __all__ = [
-    "BASELINES", "BIPLANE_EXPERIMENTS", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
+    "BASELINES", "BIPLANE_EXPERIMENTS", "CTA_WINDOWS", "otsu_by_window", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
     "backprojection_thresholds", "best_of", "build_book",
     "connectivity_by_resolution", "describe", "evaluate_baselines",
