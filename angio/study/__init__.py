@@ -54,7 +54,8 @@ from angio.study.runner import REPO_ROOT, notebooks, run
 from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_table
 
 __all__ = [
-    "BASELINES", "BIPLANE_EXPERIMENTS", "CTA_WINDOWS", "otsu_by_window", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
+    "BASELINES", "BIPLANE_EXPERIMENTS", "CTA_WINDOWS",
+    "otsu_by_window", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
     "backprojection_thresholds", "best_of", "build_book",
     "connectivity_by_resolution", "describe", "evaluate_baselines",

@@ -22,7 +22,8 @@ from angio.pipeline import TARGETS, CaseVolumes, network_input
 from angio.segment import otsu_mask
 from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
 
-__all__ = ["BASELINES", "CTA_WINDOWS", "otsu_by_window", "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
+__all__ = ["BASELINES", "CTA_WINDOWS", "otsu_by_window",
+           "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
            "connectivity_by_resolution", "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts",
            "reconstructions"]
 
