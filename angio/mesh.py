@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["surface", "save_mesh", "Layer", "Panel", "ROW_COLORS", "surface_row", "scene_html", "embed_scene",
-           "screenshot"]
+           "screenshot", "error_layers", "ERROR_COLORS"]
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
@@ -154,6 +154,49 @@ def surface_row(panels: Sequence[Panel], *, spacing: Sequence[float], step_mm: f
     return layers
 
 
+#: Colours of :func:`error_layers`: true positives, false positives, false negatives.
+ERROR_COLORS = {"true positive": "#999999", "false positive": "crimson", "false negative": "royalblue"}
+
+
+def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence[float], level: float = 0.5,
+                 shift_mm: float = 0.0, max_faces: int | None = 25_000) -> list[Layer]:
+    """A reconstruction coloured by its errors: true-positive, false-positive and false-negative surfaces.
+
+    Parameters
+    ----------
+    prediction : ndarray, shape (Z, Y, X)
+        Probabilities (thresholded at ``level``) or a mask.
+    truth : ndarray of bool, shape (Z, Y, X)
+        The ground-truth mask.
+    spacing : (dz, dy, dx)
+        Voxel size in mm.
+    level : float
+        Threshold of ``prediction``.
+    shift_mm : float
+        Shift along ``x`` (to place the scene beside another).
+    max_faces : int, optional
+        Decimation of each surface.
+
+    Returns
+    -------
+    list of Layer
+        Three layers labelled with :data:`ERROR_COLORS`' keys and their voxel counts; an empty
+        set gives an empty layer (its label says ``0 voxels``).
+    """
+    pred = np.asarray(prediction) >= level
+    true = np.asarray(truth, dtype=bool)
+    if pred.shape != true.shape or pred.ndim != 3:
+        raise ValueError(f"prediction {pred.shape} and truth {true.shape} must be the same 3D shape")
+    sets = {"true positive": pred & true, "false positive": pred & ~true, "false negative": ~pred & true}
+    layers = []
+    for name, voxels in sets.items():
+        surf = surface(voxels.astype(np.float32), spacing=spacing, max_faces=max_faces)
+        if surf.n_points and shift_mm:
+            surf = surf.translate((shift_mm, 0, 0))
+        layers.append(Layer(surf, ERROR_COLORS[name], 1.0, f"{name} ({int(voxels.sum())} voxels)"))
+    return layers
+
+
 def _plotter(layers: Sequence[Layer], window_size: tuple[int, int]):
     pv = _pv()
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size))
@@ -163,6 +206,7 @@ def _plotter(layers: Sequence[Layer], window_size: tuple[int, int]):
             plotter.add_mesh(layer.mesh, color=layer.color, opacity=layer.opacity,
                              smooth_shading=True, label=layer.label or None)
     plotter.view_isometric()
+    plotter.reset_camera()  # framed on the meshes, not on an empty corner of the scene
     return plotter
 
 

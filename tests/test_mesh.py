@@ -72,3 +72,22 @@ def test_surface_row_places_labelled_surfaces_side_by_side_and_names_files_by_ke
     np.testing.assert_allclose(pv.read(tmp_path / "BG001_10_views.stl").center, layers[0].mesh.center, atol=1e-4)
     (only,) = surface_row(panels[:1], spacing=(1, 1, 1), step_mm=1.0)  # no files without out_dir
     assert only.mesh.n_cells > 0 and len(list(tmp_path.iterdir())) == 4
+
+
+def test_error_layers_split_a_reconstruction_and_frame_the_scene():
+    from angio.mesh import error_layers, screenshot
+
+    truth = np.zeros((24, 24, 24), bool)
+    truth[8:16, 8:16, 4:20] = True  # a bar
+    pred = np.zeros((24, 24, 24), np.float32)
+    pred[8:16, 8:16, 4:14] = 0.9  # finds part of the bar ...
+    pred[2:5, 2:5, 2:5] = 0.8  # ... and a blob that is not there
+    tp, fp, fn = error_layers(pred, truth, spacing=(1.0, 1.0, 1.0))
+    assert tp.label == "true positive (640 voxels)" and fp.label == "false positive (27 voxels)"
+    assert fn.label == "false negative (384 voxels)"
+    assert all(layer.mesh.n_points for layer in (tp, fp, fn))
+    img = screenshot([tp, fp, fn], window_size=(320, 240))
+    drawn = (img.astype(int).sum(-1) < 3 * 250).mean()  # non-white pixels
+    assert drawn > 0.05  # the camera is fitted to the meshes, not a speck in a corner
+    empty = error_layers(np.zeros_like(pred), np.zeros_like(truth), spacing=(1.0, 1.0, 1.0))
+    assert [layer.mesh.n_points for layer in empty] == [0, 0, 0] and "0 voxels" in empty[0].label

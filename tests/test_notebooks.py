@@ -67,7 +67,7 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
         assert (book / "results" / "notebooks" / f"{path.stem}.html").exists(), path.stem
     for page in ("intro", "method", "data", "gpu", "limitations"):
         assert (book / "book" / f"{page}.html").exists(), page
-    for chapter in ("01_data", "08_meshes"):
+    for chapter in ("01_data", "08_meshes", "11_model_zoo"):
         html = (book / "results" / "notebooks" / f"{chapter}.html").read_text()
         assert html.count('<div class="angio-scene"><iframe') == 1, chapter
         assert "srcdoc=" in html and "vtk" in html.lower()
