@@ -390,7 +390,8 @@ TARGETS: dict[int, dict[str, float]] = {2: {"dice": 0.80, "cldice": 0.75}, 3: {"
 
 
 def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: str | os.PathLike = "results",
-                   acquisition=None, keep: bool = False, folder: str | os.PathLike | None = None
+                   acquisition=None, keep: bool = False, folder: str | os.PathLike | None = None,
+                   targets: tuple[str, ...] = ("exact", "otsu"), overlap_only: bool = False
                    ) -> tuple[list[dict], dict]:
     """Metrics of a shipped entry on cases (default: its test cases) against both masks.
 
@@ -408,6 +409,10 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         Also return ``{case: probability volume}``.
     folder : path-like, optional
         Zoo folder (default :data:`ZOO_DIR`).
+    targets : tuple of str
+        Ground truths to compare with.
+    overlap_only : bool
+        Only Dice and IoU (skips clDice's skeletons and the error metrics; for quick tables).
 
     Returns
     -------
@@ -417,7 +422,7 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
     kept : dict
         ``{case: (N, N, N) float32}`` when ``keep``.
     """
-    from angio.metrics import evaluate
+    from angio.metrics import dice, evaluate, iou
     from angio.robustness import Acquisition, acquired_inputs
     from angio.study import predict_case
 
@@ -432,9 +437,12 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         vols = cache.get(case, settings.spec, seed=settings.seed)
         x = acquired_inputs(vols, exp.n_views, exp.modes, acquisition, seed=settings.seed)
         prob = predict_case(model, x, settings)
-        for target in ("exact", "otsu"):
+        for target in targets:
+            truth = vols.target(target)
+            scores = ({"dice": dice(prob, truth), "iou": iou(prob, truth)} if overlap_only
+                      else evaluate(prob, truth))
             rows.append({"method": name, "experiment": name, "views": exp.n_views, "case": case, "target": target,
-                         **evaluate(prob, vols.target(target))})
+                         **scores})
         if keep:
             kept[case] = prob
     return rows, kept
@@ -442,7 +450,7 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
 
 def robustness_table(name: str, cases: list[str] | None = None, *, conditions=None,
                      results_dir: str | os.PathLike = "results") -> list[dict]:
-    """Per-case metrics (exact mask) of an entry under each acquisition condition.
+    """Per-case Dice and IoU (exact mask) of an entry under each acquisition condition.
 
     ``conditions`` defaults to :data:`angio.robustness.CONDITIONS`; each row gets a
     ``condition`` label.
@@ -451,8 +459,9 @@ def robustness_table(name: str, cases: list[str] | None = None, *, conditions=No
 
     rows = []
     for label, acq in (conditions or CONDITIONS).items():
-        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq)
-        rows += [dict(r, condition=label) for r in part if r["target"] == "exact"]
+        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
+                                 overlap_only=True)
+        rows += [dict(r, condition=label) for r in part]
     return rows
 
 
