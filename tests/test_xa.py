@@ -141,8 +141,13 @@ def test_synthetic_biplane_xa_reconstructs_end_to_end(tmp_path):
     assert sorted(result.angles_deg.tolist()) == [0.0, 90.0]  # from the headers, no angles typed
     assert result.probability.shape == (n, n, n) and "unet-biplane" in result.model
     recorded = next(r["dice"] for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
-    # cone-beam views through the parallel-beam model: most of the parallel-beam accuracy survives
-    assert metrics.dice(result.probability, vols.exact) > 0.6 * recorded
+    # cone-beam views through the parallel-beam model keep part of the parallel-beam accuracy
+    # (chapter 11's robustness table measures how much) ...
+    good = metrics.dice(result.probability, vols.exact)
+    assert good > 0.4 * recorded
+    # ... and the geometry read from the headers matters: the same planes with their angles swapped
+    swapped = reconstruct_xa(files, vessels="bright", angles=[90.0, 0.0])
+    assert good > 2 * metrics.dice(swapped.probability, vols.exact)
     # the same through the command line, with no angles typed
     from angio import cli
 
