@@ -199,11 +199,7 @@ def xa_projections(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *,
     from angio.conebeam import isocentre_view, parallel_equivalent
     from angio.io.xa import pair_planes, read_xa
 
-    views = []
-    for p in paths:
-        first = read_xa(p, frame=frame, **geometry)
-        sub = first.n_frames > 1 if subtract is None else subtract
-        views.append(read_xa(p, frame=first.frame, subtract=sub, **geometry) if sub else first)
+    views = [read_xa(p, frame=frame, subtract=subtract, **geometry) for p in paths]
     pair_planes(views, paths)
     projections, angles = [], []
     for v in views:

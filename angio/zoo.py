@@ -48,6 +48,7 @@ from angio.errors import InputError
 from angio.pipeline import VesselDataset, VolumeSpec
 from angio.study import SMALL_UNET, Experiment, StudySettings, Trained, evaluate_model, study_split, train_config
 from angio.train import export_checkpoint, fit, load_checkpoint
+from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
@@ -280,7 +281,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
             "selected_by": f"validation {recipe.select}",
             "optimizer_steps": rows_epochs[-1]["global_step"] if rows_epochs else 0,
             "wall_time_s": rows_epochs[-1]["wall_time_s"] if rows_epochs else 0.0,
-            "stopped_by_patience": _stopped(history, recipe),
+            "stopped_by_patience": patience_exhausted(recipe.patience, history),
             "hardware": _hardware(),
             "curve": rows_epochs,
         },
@@ -298,14 +299,6 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
         log(f"[zoo] {name} test vs {target}: " + ", ".join(
             f"{m} {np.mean([r[m] for r in vals]):.3f}" for m in ("dice", "iou", "cldice")))
     return path
-
-
-def _stopped(history: dict, recipe: Recipe) -> bool:
-    best = history.get("best_epoch")
-    if best is None:
-        return False
-    later = [r for r in history["epochs"] if r["epoch"] > best and r.get("val_loss") is not None]
-    return len(later) >= recipe.patience
 
 
 @dataclass

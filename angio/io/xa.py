@@ -102,7 +102,7 @@ def _number(ds, key: str, path: Path, overrides: dict, index: int | None = None)
     return out
 
 
-def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool = False,
+def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool | None = False,
             primary_deg: float | None = None, secondary_deg: float | None = None,
             source_detector_mm: float | None = None, source_patient_mm: float | None = None,
             pixel_mm: Sequence[float] | None = None) -> XAView:
@@ -114,8 +114,9 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
         A single- or multi-frame XA (or any single-plane X-ray) DICOM file.
     frame : int, optional
         Frame to use (0-based); default: the frame of peak arterial filling.
-    subtract : bool
-        Return ``log(mask) - log(frame)`` with the first frame as the mask.
+    subtract : bool or None
+        Return ``log(mask) - log(frame)`` with the first frame as the mask; ``None``: do so
+        for multi-frame runs only.
     primary_deg, secondary_deg, source_detector_mm, source_patient_mm, pixel_mm
         Override (or supply missing) positioner values.
 
@@ -166,6 +167,8 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
         frame = int(np.argmax(filling))
     elif not 0 <= frame < n_frames:
         raise InputError(f"{path}: frame {frame} does not exist (the file has {n_frames} frame(s))")
+    if subtract is None:
+        subtract = n_frames > 1
     image = np.maximum(log[0] - log[frame], 0.0) if subtract and not dsa else frames[frame]
     rows, cols = image.shape
     if pixel_mm is not None:

@@ -304,12 +304,12 @@ def _improved(select: str, row: Mapping[str, Any], history: Mapping[str, Any]) -
     return value < previous if select == "loss" else value > previous
 
 
-def _patience_exhausted(config: TrainConfig, history: Mapping[str, Any]) -> bool:
-    """True when ``config.patience`` validations have passed without a new best epoch."""
-    if config.patience is None or history.get("best_epoch") is None:
+def patience_exhausted(patience: int | None, history: Mapping[str, Any]) -> bool:
+    """True when ``patience`` validations have passed without a new best epoch."""
+    if patience is None or history.get("best_epoch") is None:
         return False
     later = [r for r in history["epochs"] if r["epoch"] > history["best_epoch"] and r.get("val_loss") is not None]
-    return len(later) >= config.patience
+    return len(later) >= patience
 
 
 def fit(
@@ -442,7 +442,7 @@ def _fit(
     run = _Run(config, device, precision, info, loss_from_config(config), net, divisor, out_dir, progress)
 
     for epoch in range(state.epoch + 1, config.epochs):
-        if _patience_exhausted(config, state.history):
+        if patience_exhausted(config.patience, state.history):
             break
         start = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch}
