@@ -7,7 +7,10 @@ export VTK_DEFAULT_OPENGL_WINDOW := vtkEGLRenderWindow
 export PYTHONUNBUFFERED := 1
 
 .PHONY: study test setup setup-browser book bench clean
+# make study RETRAIN=1: first retrain every zoo recipe from scratch and publish the new weights
+RETRAIN ?= 0
 study: setup
+	if [ "$(RETRAIN)" = 1 ]; then $(PY) -m angio zoo retrain; fi
 	$(PY) -m angio.study run --profile $(PROFILE)
 	$(PY) -m angio.study book
 

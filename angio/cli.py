@@ -94,7 +94,12 @@ def cmd_zoo(args) -> int:
         for name in sorted(set(zoo.RECIPES) - set(zoo.entries())):
             print(f"{name}: recipe only (not shipped): angio train --recipe {name}")
         return 0
-    recorded, measured = zoo.check_entry(args.name, args.case, results_dir=args.results)
+    if args.action == "retrain":
+        names = [args.name] if args.name else None
+        for path in zoo.retrain(names, results_dir=args.results):
+            print(f"published {path.with_suffix('.pt')} and {path}")
+        return 0
+    recorded, measured = zoo.check_entry(args.name or zoo.DEFAULT_MODELS[2], args.case, results_dir=args.results)
     diff = max(abs(recorded[m] - measured[m]) for m in ("dice", "iou", "mse", "mae"))
     print(json.dumps({"case": measured["case"], "recorded_dice": recorded["dice"],
                       "measured_dice": measured["dice"], "max_abs_difference": diff}))
@@ -219,9 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="the shipped models: list them, or re-check one against its record")
-    p.add_argument("action", choices=["list", "check"])
-    p.add_argument("name", nargs="?", default="unet-biplane", help="entry to check")
+    p = sub.add_parser("zoo", help="the shipped models: list them, re-check one against its record, or "
+                       "retrain them from scratch with their recipes")
+    p.add_argument("action", choices=["list", "check", "retrain"])
+    p.add_argument("name", nargs="?", help="entry to check (default: the biplane model) or recipe to retrain "
+                   "(default: every recipe)")
     p.add_argument("--case", help="test case to re-evaluate (default: the first of the record)")
     p.add_argument("--results", default="results", help="volume cache folder")
     p.set_defaults(func=cmd_zoo)

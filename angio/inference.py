@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["fold_batchnorm", "predict_volume", "receptive_margin"]
+__all__ = ["fold_batchnorm", "is_local", "predict_volume", "receptive_margin"]
 
 _CONVS = (nn.Conv3d, nn.ConvTranspose3d)
 _NONLOCAL_NORMS = (nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
@@ -179,15 +179,32 @@ def _gaussian_map(shape: tuple[int, int, int]) -> np.ndarray:
     return np.maximum(w / w.max(), 1e-3).astype(np.float32)
 
 
-def _check_local(model: nn.Module) -> None:
+def _nonlocal_layer(model: nn.Module) -> str | None:
+    """Name of the first layer that normalises with statistics of its whole input (``None``: none)."""
     for name, m in model.named_modules():
         nonlocal_bn = isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None
         if isinstance(m, _NONLOCAL_NORMS) or nonlocal_bn:
-            raise ValueError(
-                f"mode='exact' needs a model whose eval-mode output is local, but {name or 'the model'} "
-                f"({type(m).__name__}) normalises with statistics of the whole input; use mode='gaussian' "
-                "or patch_size=None."
-            )
+            return name or "the model"
+    return None
+
+
+def is_local(model: nn.Module) -> bool:
+    """Whether the eval-mode output of ``model`` at a voxel depends only on a bounded neighbourhood.
+
+    False for networks with instance or group normalisation (statistics of the whole input):
+    their output depends on the window they are given, so they are applied over windows of
+    the size they were trained on, blended (``mode="gaussian"``).
+    """
+    return _nonlocal_layer(model) is None
+
+
+def _check_local(model: nn.Module) -> None:
+    name = _nonlocal_layer(model)
+    if name is not None:
+        raise ValueError(
+            f"mode='exact' needs a model whose eval-mode output is local, but {name} normalises with "
+            "statistics of the whole input; use mode='gaussian' or patch_size=None."
+        )
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -227,7 +244,7 @@ def predict_volume(
     device: str | torch.device | None = None,
     precision: str = "fp32",
     progress: bool = False,
-    mode: str = "exact",
+    mode: str = "auto",
     margin: int | None = None,
 ) -> np.ndarray:
     """Vessel probabilities for a whole volume, in one pass or over sliding windows.
@@ -257,8 +274,10 @@ def predict_volume(
     progress
         Show a tqdm progress bar over the windows.
     mode
-        ``"exact"`` (default): non-blended tiling that reproduces the whole-volume output
-        (see the module docstring); ``"gaussian"``: Gaussian-weighted blending.
+        ``"exact"``: non-blended tiling that reproduces the whole-volume output (see the
+        module docstring); ``"gaussian"``: Gaussian-weighted blending; ``"auto"`` (default):
+        ``"exact"`` for a local model, ``"gaussian"`` for one with instance or group
+        normalisation (:func:`is_local`).
     margin
         Override the exact-mode margin in voxels (default :func:`receptive_margin`).
 
@@ -270,8 +289,10 @@ def predict_volume(
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}.")
-    if mode not in ("exact", "gaussian"):
-        raise ValueError(f"mode must be 'exact' or 'gaussian', got {mode!r}.")
+    if mode not in ("auto", "exact", "gaussian"):
+        raise ValueError(f"mode must be 'auto', 'exact' or 'gaussian', got {mode!r}.")
+    if mode == "auto":
+        mode = "exact" if is_local(model) else "gaussian"
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from angio.inference import _exact_windows, fold_batchnorm, predict_volume, receptive_margin
+from angio.inference import _exact_windows, fold_batchnorm, is_local, predict_volume, receptive_margin
 from angio.models import DenoisingAutoencoder3D, UNet3D
 
 
@@ -123,8 +123,12 @@ def test_exact_mode_refuses_non_local_normalisation():
     model = UNet3D(base_channels=4, depth=2, norm="instance")
     vol = np.zeros((64, 64, 64), dtype=np.float32)
     with pytest.raises(ValueError, match="mode='gaussian'"):
-        predict_volume(model, vol, patch_size=56)
-    assert predict_volume(model, vol, patch_size=56, mode="gaussian").shape == vol.shape
+        predict_volume(model, vol, patch_size=56, mode="exact")
+    blended = predict_volume(model, vol, patch_size=56, mode="gaussian")
+    assert blended.shape == vol.shape
+    # the default ("auto") blends windows for such a model and tiles exactly for a local one
+    assert not is_local(model) and is_local(UNet3D(base_channels=4, depth=2))
+    np.testing.assert_array_equal(predict_volume(model, vol, patch_size=56), blended)
 
 
 def test_predict_volume_rejects_bad_input():

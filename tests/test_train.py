@@ -391,3 +391,48 @@ def test_lr_milestones_step_the_rate_and_may_change_on_resume(tmp_path):
     assert resumed["epochs"][-1]["train_loss"] == pytest.approx(history["epochs"][-1]["train_loss"], rel=1e-6)
     with pytest.raises(ValueError, match="lr_gamma"):
         TrainConfig(lr_gamma=0.0)
+
+
+def test_batchnorm_at_batch_one_trains_as_instance_norm_and_its_weights_start_an_instance_run(tmp_path):
+    from angio.models import UNet3D
+    from angio.train.checkpoint import init_weights
+
+    torch.manual_seed(0)
+    bn = UNet3D(base_channels=4, depth=2)
+    fit(tiny_config(str(tmp_path / "bn"), epochs=1), BlobDataset(2, seed=0), progress=False)
+    inst = UNet3D(base_channels=4, depth=2, norm="instance")
+    init_weights(inst, tmp_path / "bn" / "last.pt")
+    bn, _, _ = load_checkpoint(tmp_path / "bn" / "last.pt")
+    x = BlobDataset(1, seed=5)[0]["input"][None]
+    # in training mode (batch statistics) a batch of one is normalised per channel over space,
+    # exactly as instance normalisation does: same outputs, so the same gradients and run
+    bn.train()
+    inst.train()
+    torch.testing.assert_close(bn(x), inst(x), rtol=1e-5, atol=1e-5)
+    # a checkpoint of another network is refused, naming the file
+    fit(tiny_config(str(tmp_path / "wide"), epochs=1, model_kwargs={"base_channels": 8, "depth": 2}),
+        BlobDataset(2, seed=0), progress=False)
+    with pytest.raises(InputError, match="wide.*do not fit"):
+        init_weights(inst, tmp_path / "wide" / "last.pt")
+
+
+def test_init_from_starts_a_new_run_and_windowed_validation_matches_predict_volume(tmp_path):
+    from angio.inference import predict_volume
+    from angio.metrics import dice
+
+    train, val = BlobDataset(4, seed=0, size=32), BlobDataset(2, seed=1, size=32)
+    fit(tiny_config(str(tmp_path / "a"), epochs=1), train, progress=False)
+    config = tiny_config(str(tmp_path / "b"), epochs=1, lr=1e-9, init_from=str(tmp_path / "a" / "last.pt"),
+                         model_kwargs={"base_channels": 4, "depth": 2, "norm": "instance"}, val_patch=16,
+                         metrics=("dice",))
+    history = fit(config, train, val, progress=False)
+    start, tuned = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    for k, v in tuned.items():  # lr 1e-9: the run started from the given weights
+        torch.testing.assert_close(v, start[k], rtol=0, atol=1e-6)
+    # the validation Dice is the one of the model applied over blended 16^3 windows
+    model, _, _ = load_checkpoint(tmp_path / "b" / "last.pt")
+    expected = np.mean([dice(predict_volume(model, val[i]["input"], patch_size=16, mode="gaussian"),
+                             val[i]["target"][0].numpy() > 0.5) for i in range(len(val))])
+    assert history["epochs"][-1]["val_dice"] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="val_patch"):
+        TrainConfig(val_patch=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -17,8 +18,8 @@ def tiny_recipe(monkeypatch):
     settings = StudySettings(spec=VolumeSpec(size=32, fov_mm=96.0, center="major"), epochs=3, variants=1,
                              n_test=2, n_val=1, max_train_cases=2, max_steps_per_epoch=2, output_prior=0.005)
     recipe = zoo.Recipe("tiny", "tiny test recipe", Experiment("unet", 2, ("sum", "min"), loss="dice_bce",
-                        target="exact", model_kwargs=(("base_channels", 4), ("depth", 2))),
-                        settings, patience=1, val_every=1)
+                        target="exact", model_kwargs=(("base_channels", 4), ("depth", 2), ("norm", "instance"))),
+                        replace(settings, inference_patch=16), patience=1, val_every=1)
     monkeypatch.setitem(zoo.RECIPES, "tiny", recipe)
     return recipe
 
@@ -94,3 +95,23 @@ def test_shipped_entry_matches_its_record(name, tmp_path):
     recorded, measured = zoo.check_entry(name, results_dir=tmp_path)
     for m in ("dice", "iou", "mse", "mae", "accuracy"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
+
+
+def test_retrain_starts_fine_tuned_recipes_from_the_retrained_parent(tmp_path, tiny_recipe, monkeypatch):
+    child = replace(tiny_recipe, name="tiny-3", experiment=replace(tiny_recipe.experiment, n_views=3),
+                    lr=1e-4, init_from="tiny")
+    monkeypatch.setitem(zoo.RECIPES, "tiny-3", child)
+    assert zoo.retrain_order(["tiny-3", "tiny"]) == ["tiny", "tiny-3"]
+    results, out = tmp_path / "results", tmp_path / "zoo"
+    stale = results / "zoo" / "tiny" / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run")
+    paths = zoo.retrain(["tiny-3", "tiny"], results_dir=results, out_dir=out, progress=False, log=lambda s: None)
+    assert [p.name for p in paths] == ["tiny.json", "tiny-3.json"] and not stale.exists()
+    record = json.loads(paths[1].read_text())
+    assert record["training"]["initialised_from"]["entry"] == "tiny"
+    assert record["training"]["initialised_from"]["sha256"] == zoo.sha256(out / "tiny.pt")
+    assert record["recipe"]["init_from"] == "tiny" and record["train_config"]["lr"] == 1e-4
+    monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, init_from="tiny-3"))
+    with pytest.raises(angio.InputError, match="cycle"):
+        zoo.retrain_order()

@@ -50,6 +50,7 @@ __all__ = [
     "TrainState",
     "checkpoint_payload",
     "export_checkpoint",
+    "init_weights",
     "load_checkpoint",
     "read_checkpoint",
     "remove_stale_temps",
@@ -226,6 +227,34 @@ def restore_state(state: TrainState, payload: Mapping[str, Any]) -> None:
     rows = state.history["epochs"]
     state.elapsed = float(rows[-1]["wall_time_s"]) if rows else 0.0
     set_rng_state(payload["rng"])
+
+
+_RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def init_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` (a fine-tuning start).
+
+    The checkpoint's network must have the same parameters (names and shapes) as ``model``;
+    BatchNorm running statistics may be present on one side only (a network trained with
+    BatchNorm at batch size 1 normalises exactly as instance normalisation does in training,
+    so its weights start an instance-norm run). Floating-point weights are cast to ``model``'s
+    dtype.
+
+    Raises
+    ------
+    angio.InputError
+        The file is unreadable, or its parameters do not fit ``model`` (names the file).
+    """
+    payload = read_checkpoint(path)
+    theirs = {k: v for k, v in payload["model"].items() if k.rsplit(".", 1)[-1] not in _RUNNING_STATS}
+    ours = {k: v for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] not in _RUNNING_STATS}
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    wrong = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
+    if missing or extra or wrong:
+        raise InputError(f"{path}: its weights do not fit the model to initialise (missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}, other shape {wrong[:3]}).")
+    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()}, strict=False)
 
 
 def remove_stale_temps(out_dir: Path) -> None:

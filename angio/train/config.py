@@ -30,7 +30,7 @@ _METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 _SELECT = ("loss", "dice", "iou")
 #: Config fields that may differ between a checkpoint and the config that resumes it.
 RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "device", "num_workers", "val_every", "metrics", "check_memory",
-                               "patience", "lr_milestones", "lr_gamma"})
+                               "patience", "lr_milestones", "lr_gamma", "val_patch"})
 # The learning-rate schedule may change on resume: epochs after the resume point follow the new
 # schedule, so a run resumed with milestones later than its last epoch is the same run as one
 # trained with those milestones from the start.
@@ -79,6 +79,12 @@ class TrainConfig:
         Probability that a crop is centred on a random vessel voxel (see :class:`RandomCrop`).
     val_every
         Validate every this many epochs (and after the last epoch).
+    val_patch
+        ``None``: validate each volume in one pass. An int: validate with Gaussian-blended
+        sliding windows of this size (:func:`angio.inference.predict_volume`), as a model
+        whose normalisation uses the statistics of its input (instance or group norm, or
+        BatchNorm at batch size 1 in training) is used at inference; the validation loss is
+        then computed from the blended probabilities.
     select
         What picks ``best.pt``: the lowest validation ``"loss"`` (default) or the highest
         validation ``"dice"`` or ``"iou"`` (which must then be among ``metrics``).
@@ -112,6 +118,10 @@ class TrainConfig:
         Free-form, JSON-serialisable description of the data (e.g. the phantom spec, the
         number of views, the input modes); not used by :func:`fit`, but recorded in the
         checkpoint and compared on resume like the other fields.
+    init_from
+        Checkpoint (of :func:`~angio.train.fit`, full or exported) whose weights initialise a
+        new run (fine-tuning); its network must match ``model``/``model_kwargs`` up to
+        BatchNorm running statistics. Ignored when the run resumes.
     """
 
     model: str = "dae"
@@ -132,6 +142,7 @@ class TrainConfig:
     patch_size: int | tuple[int, int, int] | None = None
     vessel_prob: float = 0.7
     val_every: int = 1
+    val_patch: int | None = None
     select: str = "loss"
     patience: int | None = None
     metrics: tuple[str, ...] = ("iou", "dice", "mse", "mae", "accuracy")
@@ -144,6 +155,7 @@ class TrainConfig:
     check_memory: bool = True
     out_dir: str = "runs/train"
     data: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.patch_size, list):
@@ -184,6 +196,10 @@ class TrainConfig:
             positive_int("max_steps_per_epoch", self.max_steps_per_epoch)
         if self.patience is not None:
             positive_int("patience", self.patience)
+        if self.val_patch is not None:
+            positive_int("val_patch", self.val_patch)
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise ValueError(f"TrainConfig.init_from must be a checkpoint path (str), got {self.init_from!r}.")
         if self.select not in _SELECT:
             raise ValueError(f"TrainConfig.select must be one of {_SELECT}, got {self.select!r}.")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -59,6 +60,7 @@ from angio.device import autocast, resolve_device, resolve_precision
 from angio.train.checkpoint import (
     TrainState,
     checkpoint_payload,
+    init_weights,
     remove_stale_temps,
     restore_state,
     resume_payload,
@@ -256,11 +258,15 @@ def _validate(run: _Run, state: TrainState, val_set: Dataset) -> dict[str, float
         item = val_set[index]
         x = item["input"][None].to(device)
         y = item["target"][None].to(device)
-        with autocast(device, run.precision):
-            logits = _forward(model, x, run.divisor)
+        if run.config.val_patch is None:
+            with autocast(device, run.precision):
+                logits = _forward(model, x, run.divisor)
+            prob = torch.sigmoid(logits.float())[0, 0].cpu()
+        else:
+            prob = torch.from_numpy(_window_probabilities(model, item["input"], run))
+            logits = torch.logit(prob, eps=1e-6)[None, None].to(device)
         sums[0] += float(run.loss_fn(logits, y))
         sums[1] += 1
-        prob = torch.sigmoid(logits.float())[0, 0].cpu()
         mask = y[0, 0].cpu() > 0.5
         for j, fn in enumerate(fns.values()):
             sums[2 + j] += fn(prob, mask)
@@ -269,6 +275,15 @@ def _validate(run: _Run, state: TrainState, val_set: Dataset) -> dict[str, float
     out = {"val_loss": float(sums[0]) / count}
     out.update({f"val_{name}": float(sums[2 + j]) / count for j, name in enumerate(fns)})
     return out
+
+
+def _window_probabilities(model: nn.Module, volume: torch.Tensor, run: _Run) -> np.ndarray:
+    """``(Z, Y, X)`` probabilities of ``volume`` ``(C, Z, Y, X)`` over Gaussian-blended windows of ``val_patch``."""
+    from angio.inference import predict_volume
+
+    precision = "bf16" if run.precision == "bf16" else "fp32"
+    return predict_volume(model, volume, patch_size=run.config.val_patch, mode="gaussian", device=run.device,
+                          precision=precision)
 
 
 def _should_validate(config: TrainConfig, epoch: int) -> bool:
@@ -427,8 +442,12 @@ def _fit(
     state = TrainState(model=model, optimizer=optimizer, scaler=scaler)
     if payload is not None:
         restore_state(state, payload)
+    elif config.init_from is not None:
+        init_weights(model, config.init_from)
+        log.info("initialised the weights from %s", config.init_from)
+    if payload is not None:
         log.info("resuming %s after epoch %d (global step %d)", last, state.epoch, state.global_step)
-    elif resume:
+    elif resume and config.init_from is None:
         log.info("no %s to resume; starting a new run", last)
 
     net: nn.Module = model
