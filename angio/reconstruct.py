@@ -219,7 +219,13 @@ def xa_projections(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *,
 
 @dataclass
 class Reconstruction:
-    """Result of :func:`reconstruct`: probabilities ``(N, N, N)`` in ``[0, 1]`` and geometry."""
+    """Result of :func:`reconstruct`: probabilities ``(N, N, N)`` in ``[0, 1]`` and geometry.
+
+    The volume is indexed ``[z, y, x]`` along the DICOM patient axes (LPS: ``x`` towards the
+    patient's left, ``y`` posterior, ``z`` superior) with the C-arm's isocentre at its
+    centre; :attr:`origin_mm` places it in patient coordinates with the isocentre at
+    ``(0, 0, 0)`` (see :mod:`angio.conebeam` for how the view angles map onto these axes).
+    """
 
     probability: np.ndarray
     spacing_mm: float
@@ -227,6 +233,11 @@ class Reconstruction:
     inputs: np.ndarray
     model: str = ""
     warnings: tuple[str, ...] = ()
+
+    @property
+    def origin_mm(self) -> tuple[float, float, float]:
+        """Patient position ``(x, y, z)`` in mm of voxel ``[0, 0, 0]``: the isocentre at the origin."""
+        return tuple(-(n - 1) / 2.0 * self.spacing_mm for n in self.probability.shape[::-1])  # type: ignore[return-value]
 
 
 def _check_views(angles: np.ndarray, trained: np.ndarray, what: str, allow: bool) -> list[str]:
@@ -254,7 +265,12 @@ def _available() -> str:
 
 
 def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
-    """``(model, n, fov_mm, modes, training angles, description)`` of the model to use."""
+    """``(model, n, fov_mm, modes, training angles, description, window)`` of the model to use.
+
+    ``window`` is the sliding-window size a model with instance or group normalisation is
+    applied with (its training patch; ``None`` for a local model, which runs whole-volume).
+    """
+    from angio.inference import is_local
     from angio.projection import view_angles
     from angio.train.checkpoint import load_checkpoint
 
@@ -270,7 +286,8 @@ def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
         exp, spec = entry.experiment, entry.spec
         desc = (f"zoo model {name!r} ({entry.record['label']}, {spec.size}^3 voxels of "
                 f"{spec.voxel_mm:g} mm over {spec.fov_mm:g} mm)")
-        return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc
+        window = None if is_local(model) else entry.settings.inference_patch
+        return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc, window
     path = Path(checkpoint)
     model, config, _ = load_checkpoint(path)
     data = config.data or {}
@@ -280,7 +297,8 @@ def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
     n = int(spec["size"])
     trained = view_angles(int(data["n_views"])) if data.get("n_views") else None
     desc = f"checkpoint {path.name} ({n}^3 voxels of {float(spec['fov_mm']) / n:g} mm)"
-    return model, n, float(spec["fov_mm"]), tuple(data.get("modes", ("sum",))), trained, desc
+    window = None if is_local(model) else (config.val_patch or config.patch_size)
+    return model, n, float(spec["fov_mm"]), tuple(data.get("modes", ("sum",))), trained, desc, window
 
 
 def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | os.PathLike | None = None,
@@ -318,11 +336,11 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
 
     angles = _check_angles(angles, len(images))
     torch_device = _device(device)
-    model, n, fov_mm, modes, trained, desc = _load_model(len(images), checkpoint)
+    model, n, fov_mm, modes, trained, desc, window = _load_model(len(images), checkpoint)
     warnings = _check_views(angles, trained, desc, allow_other_views) if trained is not None else []
     proj = prepare_projections(images, n, vessels=vessels)
     inputs = inputs_from_projections(proj, angles, modes=modes)
-    prob = predict_volume(model, inputs, patch_size=patch_size, device=torch_device)
+    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device)
     return Reconstruction(prob.astype(np.float32), fov_mm / n, angles, inputs, model=desc,
                           warnings=tuple(warnings))
 
@@ -362,13 +380,13 @@ def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     from angio.pipeline import inputs_from_projections
 
     torch_device = _device(device)
-    model, n, fov_mm, modes, trained, desc = _load_model(len(paths), checkpoint)
+    model, n, fov_mm, modes, trained, desc, window = _load_model(len(paths), checkpoint)
     proj, derived = xa_projections(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
                                    **geometry)
     use = _check_angles(derived if angles is None else angles, len(paths))
     warnings = _check_views(use, trained, desc, allow_other_views) if trained is not None else []
     inputs = inputs_from_projections(proj, use, modes=modes)
-    prob = predict_volume(model, inputs, patch_size=patch_size, device=torch_device)
+    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device)
     return Reconstruction(prob.astype(np.float32), fov_mm / n, use, inputs, model=desc, warnings=tuple(warnings))
 
 
@@ -387,9 +405,10 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
         h = result.spacing_mm
         np.savez_compressed(tmp / "probability.npz", probability=result.probability,
                             spacing_mm=np.float32(h), angles_deg=result.angles_deg)
-        write_dicom_series(Volume(result.probability, spacing=(h, h, h)), tmp / "dicom",
+        origin = result.origin_mm  # (x, y, z), patient LPS, isocentre at (0, 0, 0)
+        write_dicom_series(Volume(result.probability, spacing=(h, h, h), origin=origin), tmp / "dicom",
                            series_description="angio3d vessel probability", rescale=(1.0 / 1000.0, 0.0))
-        mesh = surface(result.probability, level=level, spacing=(h, h, h))
+        mesh = surface(result.probability, level=level, spacing=(h, h, h), origin=origin[::-1])
         if mesh.n_points:
             save_mesh(mesh, tmp / "surface.stl")
             save_mesh(mesh, tmp / "surface.vtp")
@@ -397,7 +416,11 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
             "probability": "probability.npz: (N, N, N) float32 [z, y, x], z inferior->superior",
             "model": result.model, "warnings": list(result.warnings),
             "spacing_mm": h, "angles_deg": result.angles_deg.tolist(), "surface_level": level,
-            "surface": ("surface.stl / surface.vtp (points x, y, z in mm)" if mesh.n_points
+            "frame": ("DICOM patient coordinates (LPS: x to the patient's left, y posterior, z superior), "
+                      "mm, with the C-arm isocentre at (0, 0, 0); the DICOM series' ImagePositionPatient "
+                      "and the surfaces' points use it"),
+            "origin_mm": list(origin),
+            "surface": ("surface.stl / surface.vtp (points x, y, z in mm, patient LPS)" if mesh.n_points
                         else "empty: no voxel reached the level"),
         }, indent=1))
     return Path(out_dir)

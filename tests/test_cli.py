@@ -86,6 +86,27 @@ def test_write_outputs_is_atomic_and_refuses_non_empty_folders(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
 
 
+def test_outputs_share_patient_coordinates_with_the_isocentre_at_the_origin(tmp_path):
+    import pyvista as pv
+
+    from angio.io import read_dicom_series
+
+    n, h = 20, 0.5
+    prob = np.zeros((n, n, n), np.float32)
+    prob[13:16, 4:7, 8:11] = 1.0  # a small cube at z 14, y 5, x 9 (index of its centre)
+    out = write_outputs(Reconstruction(prob, h, np.array([0.0, 90.0]), prob[None]), tmp_path / "rec")
+    expected = (np.array([9, 5, 14]) - (n - 1) / 2) * h  # patient (x, y, z) in mm from the isocentre
+    vol = read_dicom_series(out / "dicom")
+    k = np.argwhere(vol.array > 0.5).mean(0)[::-1]  # (x, y, z) index of the cube in the read-back volume
+    world = np.asarray(vol.origin) + np.asarray(vol.direction) @ (k * np.asarray(vol.spacing)[::-1])
+    np.testing.assert_allclose(world, expected, atol=1e-3)
+    for name in ("surface.stl", "surface.vtp"):
+        np.testing.assert_allclose(np.asarray(pv.read(out / name).center), expected, atol=0.05)
+    readme = json.loads((out / "README.json").read_text())
+    assert "LPS" in readme["frame"]
+    np.testing.assert_allclose(readme["origin_mm"], [-(n - 1) / 2 * h] * 3)
+
+
 @pytest.mark.slow
 def test_train_evaluate_prepare_and_reconstruct_end_to_end(tmp_path, capsys):
     res = str(tmp_path / "results")
