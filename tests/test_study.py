@@ -152,6 +152,10 @@ def test_notebooks_are_parameterized_and_committed_without_outputs():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, path.name
+                # readable in the book without horizontal scrolling, and valid Python
+                long = [line for line in cell.source.splitlines() if len(line) > 90]
+                assert not long, f"{path.name}: code lines over 90 columns: {long}"
+                ast.parse(cell.source)
 
 
 def test_book_refuses_missing_results(tmp_path):
