@@ -125,6 +125,11 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mappin
         val = [(r["global_step"], r["val_dice"]) for r in rows if r.get("val_dice") is not None]
         if val:
             ax[1].plot(*zip(*val), "o-", color=f"C{k}", ms=3, label=name)
+        # validations of an earlier stage of the run made with BatchNorm running statistics
+        bn = [(r["global_step"], r["batchnorm_val_dice"]) for r in rows if r.get("batchnorm_val_dice") is not None]
+        if bn:
+            ax[1].plot(*zip(*bn), "x:", color=f"C{k}", ms=4, alpha=0.5,
+                       label=f"{name} (BatchNorm running statistics)")
         if selected and name in selected:
             best = [r for r in rows if r["epoch"] == selected[name] and r.get("val_dice") is not None]
             if best:
