@@ -308,6 +308,10 @@ def _load_volumes(path: Path, spec: VolumeSpec) -> CaseVolumes:
                            transform=TreeTransform(tuple(t["rotation_deg"]), t["flip"], t["scale"]))
 
 
+#: Names of the acquisition geometries (:data:`angio.robustness.GEOMETRIES`).
+GEOMETRY_NAMES = ("parallel", "cone")
+
+
 class VesselDataset(torch.utils.data.Dataset):
     """Training/evaluation pairs: back-projected inputs and a vessel mask, per case.
 
@@ -334,6 +338,10 @@ class VesselDataset(torch.utils.data.Dataset):
         Where volumes come from (default: in memory, no disk).
     seed : int
         Seed of augmentation, noise and variant choice.
+    geometry : {"parallel", "cone"}
+        How the views are acquired (:data:`angio.robustness.GEOMETRIES`): parallel rays, or
+        a clinical cone-beam C-arm demagnified to the isocentre (its views are computed
+        once per case and variant and kept in memory: a few hundred kB each).
 
     Items are dicts ``{"input": (C, N, N, N) float32, "target": (1, N, N, N) float32,
     "case": str, "variant": int}``.
@@ -341,9 +349,13 @@ class VesselDataset(torch.utils.data.Dataset):
 
     def __init__(self, cases, spec: VolumeSpec, n_views: int, *, modes: tuple[str, ...] = ("sum",),
                  target: str = "otsu", variants: int = 0, cache: VolumeCache | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, geometry: str = "parallel") -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if geometry not in GEOMETRY_NAMES:
+            raise ValueError(f"geometry must be one of {GEOMETRY_NAMES}, got {geometry!r}")
+        self.geometry = geometry
+        self._views: dict[tuple[str, int], np.ndarray] = {}
         if not cases:
             raise ValueError("VesselDataset needs at least one case")
         self.cases = list(cases)
@@ -373,7 +385,16 @@ class VesselDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         vols = self.volumes(index)
-        x = network_input(vols.unit_intensity(), self.n_views, modes=self.modes)
+        if self.geometry == "parallel":
+            x = network_input(vols.unit_intensity(), self.n_views, modes=self.modes)
+        else:
+            from angio.robustness import GEOMETRIES, acquired_projections
+
+            key = (vols.case, vols.variant)
+            if key not in self._views:
+                self._views[key] = acquired_projections(vols, self.n_views, GEOMETRIES[self.geometry],
+                                                        seed=self.seed)
+            x = inputs_from_projections(self._views[key], view_angles(self.n_views), modes=self.modes)
         y = vols.target(self.target)[None].astype(np.float32)
         return {"input": torch.from_numpy(x), "target": torch.from_numpy(y),
                 "case": vols.case, "variant": vols.variant}

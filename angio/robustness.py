@@ -35,7 +35,8 @@ from angio.phantom import PRESETS
 from angio.pipeline import CaseVolumes, inputs_from_projections
 from angio.projection import mip, view_angles
 
-__all__ = ["Acquisition", "CONDITIONS", "acquired_inputs", "magnify", "more_noise"]
+__all__ = ["Acquisition", "CONDITIONS", "GEOMETRIES", "acquired_inputs", "acquired_projections", "magnify",
+           "more_noise"]
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,30 @@ def more_noise(unit: np.ndarray, modality: str, noise_scale: float, *, seed: int
     return np.clip(unit + rng.normal(0.0, extra, unit.shape).astype(np.float32), 0.0, 1.0)
 
 
+#: Acquisition geometries a model can be trained and evaluated with
+#: (:attr:`angio.study.StudySettings.geometry`): ideal parallel rays, or a clinical cone-beam
+#: C-arm (source 750 mm from the isocentre, detector at 1100 mm) whose views are demagnified
+#: to the isocentre, as ``angio reconstruct`` reads XA files.
+GEOMETRIES: dict[str, Acquisition] = {"parallel": Acquisition(), "cone": Acquisition(cone_beam=True)}
+
+
 def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acquisition: Acquisition, *,
                     seed: int = 0) -> np.ndarray:
     """Network inputs ``(len(modes), N, N, N)`` of a case acquired with ``acquisition``.
 
     The views are taken at the perturbed angles (and scale, and noise); the back-projection
     uses the nominal angles :func:`angio.projection.view_angles`, as the model would be told.
+    """
+    proj = acquired_projections(vols, n_views, acquisition, seed=seed)
+    return inputs_from_projections(proj, view_angles(n_views), modes=modes)
+
+
+def acquired_projections(vols: CaseVolumes, n_views: int, acquisition: Acquisition, *,
+                         seed: int = 0) -> np.ndarray:
+    """Views ``(n_views, N, N)`` in ``[0, 1]`` of a case acquired with ``acquisition``.
+
+    As seen by the parallel-beam back-projection at the nominal angles (cone-beam views are
+    already demagnified to the isocentre).
     """
     nominal = view_angles(n_views)
     actual = nominal + np.r_[0.0, np.full(n_views - 1, acquisition.angle_error_deg)]
@@ -124,5 +143,4 @@ def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acq
         proj = np.stack([isocentre_view(img, g, n, vols.spec.fov_mm) for img, g in zip(detector, views)])
     else:
         proj = np.asarray(mip(unit, actual))
-    proj = magnify(proj, acquisition.magnification)
-    return inputs_from_projections(proj, nominal, modes=modes)
+    return magnify(proj, acquisition.magnification)

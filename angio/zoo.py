@@ -151,6 +151,13 @@ RECIPES: dict[str, Recipe] = {
                Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
                           model_kwargs=ZOO_UNET),
                _unet_settings(epochs=40), patience=6, lr=1e-4, init_from="unet-biplane"),
+        Recipe("unet-biplane-cone",
+               "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source "
+               "750 mm from the isocentre, detector at 1100 mm), demagnified to the isocentre as "
+               "`angio reconstruct` reads XA files; learning rate 1e-4",
+               Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
+                          model_kwargs=ZOO_UNET),
+               _unet_settings(epochs=40, geometry="cone"), patience=6, lr=1e-4, init_from="unet-biplane"),
     ]
 }
 
@@ -204,7 +211,7 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
 
     def make(cases: list[str], variants: int) -> VesselDataset:
         return VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target,
-                             variants=variants, cache=cache, seed=settings.seed)
+                             variants=variants, cache=cache, seed=settings.seed, geometry=settings.geometry)
 
     if recipe.init_from and not (run_dir / "last.pt").exists():
         # a new fine-tuning run: record which weights it starts from (the entry may be replaced later)
@@ -470,7 +477,8 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
     results_dir : path-like
         Volume cache root.
     acquisition : angio.robustness.Acquisition, optional
-        Build the inputs as a miscalibrated acquisition would (default: nominal).
+        Build the inputs as a miscalibrated acquisition would (default: the entry's own
+        geometry, nominal).
     keep : bool
         Also return ``{case: probability volume}``.
     folder : path-like, optional
@@ -489,14 +497,14 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         ``{case: (N, N, N) float32}`` when ``keep``.
     """
     from angio.metrics import dice, evaluate, iou
-    from angio.robustness import Acquisition, acquired_inputs
+    from angio.robustness import GEOMETRIES, acquired_inputs
     from angio.study import predict_case
 
     model, entry = load_entry(name, folder=folder)
     settings = replace(entry.settings, results_dir=str(results_dir))
     exp = entry.experiment
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
-    acquisition = acquisition or Acquisition()
+    acquisition = acquisition or GEOMETRIES[settings.geometry]
     cache = settings.cache()
     rows, kept = [], {}
     for case in cases:

@@ -60,3 +60,29 @@ def test_cone_beam_views_resemble_the_parallel_ones(vols):
     assert cone.shape == parallel.shape
     assert not np.allclose(cone, parallel)  # rays fan out: not the same views
     assert np.corrcoef(cone.ravel(), parallel.ravel())[0, 1] > 0.8  # but close to them
+
+
+def test_geometry_is_a_training_and_evaluation_setting(tmp_path):
+    from angio.pipeline import VesselDataset, VolumeCache
+    from angio.robustness import GEOMETRIES
+    from angio.study import StudySettings, case_inputs
+
+    spec = VolumeSpec(size=32, fov_mm=96.0, center="major")
+    cache = VolumeCache(tmp_path / "cache")
+    cone = VesselDataset(["BH0002"], spec, 2, modes=("sum", "min"), target="exact", cache=cache, geometry="cone")
+    flat = VesselDataset(["BH0002"], spec, 2, modes=("sum", "min"), target="exact", cache=cache)
+    vols = cache.get("BH0002", spec, seed=0)
+    # the cone-beam items are the inputs of a cone-beam acquisition, computed once per case
+    x = cone[0]["input"].numpy()
+    np.testing.assert_allclose(x, acquired_inputs(vols, 2, ("sum", "min"), GEOMETRIES["cone"]), atol=1e-6)
+    assert len(cone._views) == 1
+    np.testing.assert_array_equal(cone[0]["input"].numpy(), x)
+    parallel = network_input(vols.unit_intensity(), 2, modes=("sum", "min"))
+    np.testing.assert_array_equal(flat[0]["input"].numpy(), parallel)
+    assert np.abs(x - flat[0]["input"].numpy()).max() > 0.05  # the fan of rays changes the input
+    settings = StudySettings(spec=spec, results_dir=str(tmp_path), geometry="cone")
+    np.testing.assert_allclose(case_inputs(vols, 2, ("sum", "min"), settings), x, atol=1e-6)
+    with pytest.raises(ValueError, match="geometry"):
+        StudySettings(geometry="fan")
+    with pytest.raises(ValueError, match="geometry"):
+        VesselDataset(["BH0002"], spec, 2, geometry="fan")

@@ -22,7 +22,7 @@ from angio.pipeline import TARGETS, CaseVolumes, network_input
 from angio.segment import otsu_mask
 from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
 
-__all__ = ["BASELINES", "CTA_WINDOWS", "otsu_by_window",
+__all__ = ["BASELINES", "CTA_WINDOWS", "case_inputs", "otsu_by_window",
            "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
            "connectivity_by_resolution", "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts",
            "reconstructions"]
@@ -34,6 +34,15 @@ def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySett
     """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
     device = resolve_device(settings.device)
     return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
+
+
+def case_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], settings: StudySettings) -> np.ndarray:
+    """Network inputs ``(len(modes), N, N, N)`` of a case acquired with the settings' geometry."""
+    if settings.geometry == "parallel":
+        return network_input(vols.unit_intensity(), n_views, modes=modes)
+    from angio.robustness import GEOMETRIES, acquired_inputs
+
+    return acquired_inputs(vols, n_views, modes, GEOMETRIES[settings.geometry], seed=settings.seed)
 
 
 def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
@@ -53,8 +62,7 @@ def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[st
     rows, kept = [], {}
     for case in cases:
         vols = cache.get(case, settings.spec, seed=settings.seed)
-        x = network_input(vols.unit_intensity(), exp.n_views, modes=exp.modes)
-        prob = predict_case(trained.model, x, settings)
+        prob = predict_case(trained.model, case_inputs(vols, exp.n_views, exp.modes, settings), settings)
         for t in targets:
             rows.append({"method": exp.label, "experiment": exp.name, "views": exp.n_views,
                          "case": case, "target": t, **evaluate(prob, vols.target(t))})
@@ -70,7 +78,7 @@ def evaluate_baselines(settings: StudySettings, n_views: int, cases: Iterable[st
     rows = []
     for case in cases:
         vols = cache.get(case, settings.spec, seed=settings.seed)
-        x = network_input(vols.unit_intensity(), n_views, modes=("sum", "min"))
+        x = case_inputs(vols, n_views, ("sum", "min"), settings)
         for name, channel in zip(BASELINES, x):
             pred = otsu_mask(channel).astype(np.float32)
             for t in targets:

@@ -64,6 +64,10 @@ class StudySettings:
         Initial vessel probability of the output layer (:class:`angio.train.TrainConfig`).
     results_dir : str
         Root of ``runs/``, ``cache/`` and ``metrics/``.
+    geometry : {"parallel", "cone"}
+        How views are acquired for training and evaluation
+        (:data:`angio.robustness.GEOMETRIES`): parallel rays (the paper's), or a clinical
+        cone-beam C-arm demagnified to the isocentre.
     """
 
     spec: VolumeSpec = field(default_factory=VolumeSpec)
@@ -80,6 +84,13 @@ class StudySettings:
     seed: int = 0
     output_prior: float | None = None
     results_dir: str = "results"
+    geometry: str = "parallel"
+
+    def __post_init__(self) -> None:
+        from angio.pipeline import GEOMETRY_NAMES
+
+        if self.geometry not in GEOMETRY_NAMES:
+            raise ValueError(f"StudySettings.geometry must be one of {GEOMETRY_NAMES}, got {self.geometry!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> StudySettings:
@@ -172,6 +183,8 @@ def _run_key(exp: Experiment, settings: StudySettings) -> str:
     s = asdict(settings)
     for k in ("results_dir", "device", "inference_patch"):  # do not change the trained weights
         s.pop(k)
+    if s["geometry"] == "parallel":  # runs keep the keys they had before geometry was a setting
+        s.pop("geometry")
     text = json.dumps({"experiment": asdict(exp), "settings": s, "format": 1}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -185,7 +198,8 @@ def train_config(exp: Experiment, settings: StudySettings, out_dir: Path) -> Tra
         output_prior=settings.output_prior,
         device=settings.device, metrics=("iou", "dice"), out_dir=str(out_dir),
         data={"spec": asdict(settings.spec), "n_views": exp.n_views, "modes": list(exp.modes),
-              "target": exp.target, "variants": settings.variants})
+              "target": exp.target, "variants": settings.variants,
+              **({} if settings.geometry == "parallel" else {"geometry": settings.geometry})})
 
 
 def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = False,
@@ -217,7 +231,7 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
         cache = settings.cache()
         make = lambda cases, variants: VesselDataset(  # noqa: E731
             cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
-            cache=cache, seed=settings.seed)
+            cache=cache, seed=settings.seed, geometry=settings.geometry)
         history = fit(train_config(exp, settings, run_dir), make(train, settings.variants),
                       make(val, 0) if val else None, resume=last.exists(), progress=progress)
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else last
