@@ -330,3 +330,22 @@ def test_bad_arguments_fail_before_any_work(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_zoo_retrain_takes_every_recipe_or_one(monkeypatch, capsys, tmp_path):
+    from angio import zoo
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["zoo", "retrain"])
+    assert args.func is cli.cmd_zoo and (args.action, args.name) == ("retrain", None)
+    calls = []
+
+    def fake_retrain(names, *, results_dir):
+        calls.append((names, results_dir))
+        return [tmp_path / "x.json"]
+
+    monkeypatch.setattr(zoo, "retrain", fake_retrain)
+    assert cli.main(["zoo", "retrain", "unet-3view", "--results", "r"]) == 0
+    assert cli.main(["zoo", "retrain"]) == 0
+    assert calls == [(["unet-3view"], "r"), (None, "results")]
+    assert "published" in capsys.readouterr().out
