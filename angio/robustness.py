@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from angio.phantom import PRESETS
-from angio.pipeline import CaseVolumes, inputs_from_projections
+from angio.pipeline import GEOMETRY_NAMES, CaseVolumes, inputs_from_projections
 from angio.projection import mip, view_angles
 
 __all__ = ["Acquisition", "CONDITIONS", "GEOMETRIES", "acquired_inputs", "acquired_projections", "magnify",
@@ -110,7 +110,8 @@ def more_noise(unit: np.ndarray, modality: str, noise_scale: float, *, seed: int
 #: (:attr:`angio.study.StudySettings.geometry`): ideal parallel rays, or a clinical cone-beam
 #: C-arm (source 750 mm from the isocentre, detector at 1100 mm) whose views are demagnified
 #: to the isocentre, as ``angio reconstruct`` reads XA files.
-GEOMETRIES: dict[str, Acquisition] = {"parallel": Acquisition(), "cone": Acquisition(cone_beam=True)}
+GEOMETRIES: dict[str, Acquisition] = dict(zip(GEOMETRY_NAMES, (Acquisition(), Acquisition(cone_beam=True)),
+                                              strict=True))
 
 
 def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acquisition: Acquisition, *,

@@ -135,6 +135,11 @@ def _unet_settings(**changes) -> StudySettings:
 ZOO_UNET = (*SMALL_UNET, ("norm", "instance"))
 
 
+def _zoo_unet(n_views: int) -> Experiment:
+    """The zoo's U-Net on ``n_views`` views: sum and min inputs, Dice + BCE against the exact mask."""
+    return Experiment("unet", n_views, ("sum", "min"), loss="dice_bce", target="exact", model_kwargs=ZOO_UNET)
+
+
 
 RECIPES: dict[str, Recipe] = {
     r.name: r for r in [
@@ -142,21 +147,18 @@ RECIPES: dict[str, Recipe] = {
                "residual U-Net (8 base channels, depth 4, instance norm) on the sum and min "
                "back-projections of 2 views (0 and 90 deg), Dice + BCE against the exact mask, "
                "64^3 patches at 0.5 mm",
-               Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
-                          model_kwargs=ZOO_UNET),
+               _zoo_unet(2),
                _unet_settings(), lr_milestones=(24,), patience=8),
         Recipe("unet-3view",
                "the biplane U-Net fine-tuned on 3 views (0, 45, 90 deg): same inputs (sum and "
                "min back-projections), loss and patches, learning rate 1e-4",
-               Experiment("unet", 3, ("sum", "min"), loss="dice_bce", target="exact",
-                          model_kwargs=ZOO_UNET),
+               _zoo_unet(3),
                _unet_settings(epochs=40), patience=6, lr=1e-4, init_from="unet-biplane"),
         Recipe("unet-biplane-cone",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source "
                "750 mm from the isocentre, detector at 1100 mm), demagnified to the isocentre as "
                "`angio reconstruct` reads XA files; learning rate 1e-4",
-               Experiment("unet", 2, ("sum", "min"), loss="dice_bce", target="exact",
-                          model_kwargs=ZOO_UNET),
+               _zoo_unet(2),
                _unet_settings(epochs=40, geometry="cone"), patience=6, lr=1e-4, init_from="unet-biplane"),
     ]
 }

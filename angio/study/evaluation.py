@@ -38,8 +38,6 @@ def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySett
 
 def case_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], settings: StudySettings) -> np.ndarray:
     """Network inputs ``(len(modes), N, N, N)`` of a case acquired with the settings' geometry."""
-    if settings.geometry == "parallel":
-        return network_input(vols.unit_intensity(), n_views, modes=modes)
     from angio.robustness import GEOMETRIES, acquired_inputs
 
     return acquired_inputs(vols, n_views, modes, GEOMETRIES[settings.geometry], seed=settings.seed)

@@ -256,11 +256,10 @@ def _validate(run: _Run, state: TrainState, val_set: Dataset) -> dict[str, float
     indices = range(run.dist.rank, len(val_set), run.dist.world)  # type: ignore[arg-type]
     for index in tqdm(indices, desc="validate", leave=False, disable=not (run.progress and run.dist.is_main)):
         item = val_set[index]
-        x = item["input"][None].to(device)
         y = item["target"][None].to(device)
         if run.config.val_patch is None:
             with autocast(device, run.precision):
-                logits = _forward(model, x, run.divisor)
+                logits = _forward(model, item["input"][None].to(device), run.divisor)
             prob = torch.sigmoid(logits.float())[0, 0].cpu()
         else:
             prob = torch.from_numpy(_window_probabilities(model, item["input"], run))
@@ -442,12 +441,11 @@ def _fit(
     state = TrainState(model=model, optimizer=optimizer, scaler=scaler)
     if payload is not None:
         restore_state(state, payload)
+        log.info("resuming %s after epoch %d (global step %d)", last, state.epoch, state.global_step)
     elif config.init_from is not None:
         init_weights(model, config.init_from)
         log.info("initialised the weights from %s", config.init_from)
-    if payload is not None:
-        log.info("resuming %s after epoch %d (global step %d)", last, state.epoch, state.global_step)
-    elif resume and config.init_from is None:
+    elif resume:
         log.info("no %s to resume; starting a new run", last)
 
     net: nn.Module = model
