@@ -343,13 +343,26 @@ class VesselDataset(torch.utils.data.Dataset):
         a clinical cone-beam C-arm demagnified to the isocentre (its views are computed
         once per case and variant and kept in memory: a few hundred kB each).
 
+    samples_per_volume : int
+        Items per case and epoch (``len = len(cases) * samples_per_volume``); item ``i``
+        is case ``cases[i % len(cases)]``, each with its own variant draw (and, through
+        :class:`~angio.train.sampling.PatchDataset`, its own crop).
+    resident : bool
+        Keep every computed ``(input, target)`` pair in memory (inputs as float16, at most
+        ``2**-11`` relative rounding; targets as bool) so it is computed once per case and
+        variant; :meth:`preload` fills the store in parallel before training (DataLoader
+        workers then share it). Costs about ``C * N**3 * 2 + N**3`` bytes per pair. Its
+        items stay compact (input float16, target uint8; :func:`angio.train.fit` computes
+        in float32), so a crop copies a few MB, not the whole volume.
+
     Items are dicts ``{"input": (C, N, N, N) float32, "target": (1, N, N, N) float32,
-    "case": str, "variant": int}``.
+    "case": str, "variant": int}`` (float16 and uint8 when ``resident``).
     """
 
     def __init__(self, cases, spec: VolumeSpec, n_views: int, *, modes: tuple[str, ...] = ("sum",),
                  target: str = "otsu", variants: int = 0, cache: VolumeCache | None = None,
-                 seed: int = 0, geometry: str = "parallel") -> None:
+                 seed: int = 0, geometry: str = "parallel", samples_per_volume: int = 1,
+                 resident: bool = False) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if geometry not in GEOMETRY_NAMES:
@@ -363,9 +376,64 @@ class VesselDataset(torch.utils.data.Dataset):
         self.target, self.variants, self.seed = target, int(variants), int(seed)
         self.cache = cache or VolumeCache(None)
         self.epoch = 0
+        if isinstance(samples_per_volume, bool) or not isinstance(samples_per_volume, int) or samples_per_volume < 1:
+            raise ValueError(f"samples_per_volume must be a positive int, got {samples_per_volume!r}")
+        self.samples_per_volume = samples_per_volume
+        self.resident = bool(resident)
+        self._store: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
-        return len(self.cases)
+        return len(self.cases) * self.samples_per_volume
+
+    def pairs(self) -> list[tuple[str, int]]:
+        """Every ``(case, variant)`` an epoch can draw."""
+        variants = range(1, self.variants + 1) if self.variants else (0,)
+        return [(case, v) for case in self.cases for v in variants]
+
+    def preload(self, *, device: str | torch.device = "auto", threads: int | None = None) -> None:
+        """Compute every pair of :meth:`pairs` once and keep it in memory (``resident`` only).
+
+        Volumes come from the cache (built when missing) in a thread pool; the inputs are
+        computed on ``device`` (``"auto"``: CUDA when available), which is where a GPU run
+        saves most of its data time.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Where the projections and back-projections are computed.
+        threads : int, optional
+            Threads that load or build volumes (default: CPU count, at most 16).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from angio.device import resolve_device
+
+        if not self.resident:
+            raise ValueError("preload() needs a resident VesselDataset (resident=True)")
+        device = resolve_device(device)
+        todo = [p for p in self.pairs() if p not in self._store]
+        threads = threads or min(16, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for vols in pool.map(lambda p: self.cache.get(p[0], self.spec, variant=p[1], seed=self.seed), todo):
+                self._remember(vols, self._input(vols, device))
+
+    def _input(self, vols: CaseVolumes, device: str | torch.device | None = None) -> np.ndarray:
+        """The ``(C, N, N, N)`` network input of ``vols`` in this data set's geometry."""
+        if self.geometry == "parallel":
+            return network_input(vols.unit_intensity(), self.n_views, modes=self.modes, device=device)
+        from angio.robustness import GEOMETRIES, acquired_projections
+
+        key = (vols.case, vols.variant)
+        if key not in self._views:
+            self._views[key] = acquired_projections(vols, self.n_views, GEOMETRIES[self.geometry], seed=self.seed)
+        return inputs_from_projections(self._views[key], view_angles(self.n_views), modes=self.modes)
+
+    def _remember(self, vols: CaseVolumes, x) -> tuple[torch.Tensor, torch.Tensor]:
+        pair = (torch.as_tensor(np.asarray(x)).to(torch.float16),
+                torch.from_numpy(np.ascontiguousarray(vols.target(self.target), dtype=np.uint8)))
+        if self.resident:
+            self._store[(vols.case, vols.variant)] = pair
+        return pair
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmented variants of ``epoch`` (called by :func:`angio.train.fit`)."""
@@ -380,21 +448,17 @@ class VesselDataset(torch.utils.data.Dataset):
 
     def volumes(self, index: int) -> CaseVolumes:
         """The :class:`CaseVolumes` of item ``index`` in the current epoch."""
-        return self.cache.get(self.cases[index], self.spec, variant=self.variant_of(index),
+        return self.cache.get(self.cases[index % len(self.cases)], self.spec, variant=self.variant_of(index),
                               seed=self.seed)
 
     def __getitem__(self, index: int) -> dict:
+        case, variant = self.cases[index % len(self.cases)], self.variant_of(index)
+        if self.resident:
+            pair = self._store.get((case, variant))
+            x, y = pair if pair is not None else self._remember(vols := self.volumes(index), self._input(vols))
+            return {"input": x, "target": y[None], "case": case, "variant": variant}
         vols = self.volumes(index)
-        if self.geometry == "parallel":
-            x = network_input(vols.unit_intensity(), self.n_views, modes=self.modes)
-        else:
-            from angio.robustness import GEOMETRIES, acquired_projections
-
-            key = (vols.case, vols.variant)
-            if key not in self._views:
-                self._views[key] = acquired_projections(vols, self.n_views, GEOMETRIES[self.geometry],
-                                                        seed=self.seed)
-            x = inputs_from_projections(self._views[key], view_angles(self.n_views), modes=self.modes)
+        x = self._input(vols)
         y = vols.target(self.target)[None].astype(np.float32)
         return {"input": torch.from_numpy(x), "target": torch.from_numpy(y),
                 "case": vols.case, "variant": vols.variant}

@@ -85,3 +85,34 @@ def test_dataset_items_and_epoch_variants():
         VesselDataset([], SPEC, 2)
     with pytest.raises(ValueError, match="modality"):
         VolumeSpec(modality="mri")
+
+
+
+def test_samples_per_volume_and_resident_items_match_the_computed_ones(tmp_path):
+    kwargs = dict(modes=("sum", "min"), target="exact", variants=2, cache=VolumeCache(tmp_path), seed=3)
+    plain = VesselDataset(["BG001", "BG0002"], SPEC, 2, **kwargs)
+    many = VesselDataset(["BG001", "BG0002"], SPEC, 2, samples_per_volume=3, **kwargs)
+    resident = VesselDataset(["BG001", "BG0002"], SPEC, 2, samples_per_volume=3, resident=True, **kwargs)
+    assert len(plain) == 2 and len(many) == len(resident) == 6
+    assert resident.pairs() == [("BG001", 1), ("BG001", 2), ("BG0002", 1), ("BG0002", 2)]
+    resident.preload(device="cpu", threads=2)
+    assert set(resident._store) == set(resident.pairs())
+    for epoch in (0, 1):
+        for ds in (many, resident):
+            ds.set_epoch(epoch)
+        for i in range(6):
+            ref, item = many[i], resident[i]
+            assert ref["case"] == item["case"] == ["BG001", "BG0002"][i % 2]  # item i is case i % n
+            assert ref["variant"] == item["variant"] == many.variant_of(i)
+            assert item["input"].dtype == torch.float16 and item["target"].dtype == torch.uint8
+            # float16 storage: relative rounding at most 2**-11
+            np.testing.assert_allclose(item["input"].float().numpy(), ref["input"].numpy(), rtol=2**-11, atol=1e-7)
+            np.testing.assert_array_equal(item["target"].numpy(), ref["target"].numpy())
+    # each sample of a case draws its own variant
+    assert len({many.variant_of(i) for i in range(0, 6, 2)}) > 1 or len({many.variant_of(i) for i in range(1, 6, 2)}) > 1
+    with pytest.raises(ValueError, match="resident"):
+        plain.preload()
+    with pytest.raises(ValueError, match="samples_per_volume"):
+        VesselDataset(["BG001"], SPEC, 2, samples_per_volume=0)
+    lazy = VesselDataset(["BG001"], SPEC, 2, cache=VolumeCache(tmp_path), resident=True)
+    assert not lazy._store and lazy[0]["input"].dtype == torch.float16 and set(lazy._store) == {("BG001", 0)}

@@ -436,3 +436,33 @@ def test_init_from_starts_a_new_run_and_windowed_validation_matches_predict_volu
     assert history["epochs"][-1]["val_dice"] == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="val_patch"):
         TrainConfig(val_patch=0)
+
+
+def test_time_budget_stops_between_epochs_and_the_run_resumes(tmp_path):
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    config = tiny_config(str(tmp_path), epochs=5, lr=1e-2)
+    # a budget shorter than one epoch: the first epoch runs, no second one is started
+    history = fit(config, train, val, progress=False, time_budget_s=1e-3)
+    assert len(history["epochs"]) == 1 and history["stopped_by_budget"]
+    assert json.loads((tmp_path / "history.json").read_text())["stopped_by_budget"]
+    history = fit(config, train, val, resume=True, progress=False, time_budget_s=1e6)
+    assert [r["epoch"] for r in history["epochs"]] == [0, 1, 2, 3, 4] and not history["stopped_by_budget"]
+    with pytest.raises(ValueError, match="time_budget_s"):
+        fit(config, train, val, resume=True, progress=False, time_budget_s=0)
+
+
+def test_compact_items_are_computed_in_float32(tmp_path):
+    class Compact(torch.utils.data.Dataset):
+        def __init__(self, base):
+            self.base = base
+
+        def __len__(self):
+            return len(self.base)
+
+        def __getitem__(self, i):
+            item = dict(self.base[i])
+            return {**item, "input": item["input"].half(), "target": item["target"].to(torch.uint8)}
+
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    history = fit(tiny_config(str(tmp_path), epochs=2, lr=1e-2), Compact(train), Compact(val), progress=False)
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in history["epochs"])

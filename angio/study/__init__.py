@@ -48,6 +48,8 @@ from angio.study.experiments import (
     run_experiment,
     study_split,
     train_config,
+    training_dataset,
+    validation_dataset,
 )
 from angio.study.performance import best_of, projection_timings, recorded_benchmarks
 from angio.study.profiles import PROFILES, VIEW_COUNTS, describe, settings, setup, view_counts
@@ -63,5 +65,5 @@ __all__ = [
     "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_summary", "load_table",
     "mean_table", "notebooks", "predict_case", "projection_timings", "reconstructions", "recorded_benchmarks",
     "run", "run_experiment", "save_table", "settings", "setup", "spread_view_counts", "study_split",
-    "train_config", "view_counts",
+    "train_config", "training_dataset", "validation_dataset", "view_counts",
 ]

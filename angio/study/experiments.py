@@ -31,7 +31,7 @@ from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 
 __all__ = ["StudySettings", "Experiment", "Trained", "BIPLANE_EXPERIMENTS", "SMALL_UNET", "study_split", "train_config",
-           "run_experiment"]
+           "run_experiment", "training_dataset", "validation_dataset"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,17 @@ class StudySettings:
         How views are acquired for training and evaluation
         (:data:`angio.robustness.GEOMETRIES`): parallel rays (the paper's), or a clinical
         cone-beam C-arm demagnified to the isocentre.
+    batch_size : int
+        Patches per optimizer step (the paper: 1).
+    samples_per_volume : int
+        Patches drawn from every training case per epoch (each with its own augmented
+        variant and crop); 1 is one pass over the cases.
+    resident : bool
+        Build every training case's inputs once, in parallel, and keep them in memory
+        (float16) instead of recomputing them for every patch (see
+        :meth:`angio.pipeline.VesselDataset.preload`). Does not change the weights.
+    num_workers : int
+        DataLoader workers that crop the patches. Does not change the weights.
     """
 
     spec: VolumeSpec = field(default_factory=VolumeSpec)
@@ -85,12 +96,22 @@ class StudySettings:
     output_prior: float | None = None
     results_dir: str = "results"
     geometry: str = "parallel"
+    batch_size: int = 1
+    samples_per_volume: int = 1
+    resident: bool = False
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         from angio.pipeline import GEOMETRY_NAMES
 
         if self.geometry not in GEOMETRY_NAMES:
             raise ValueError(f"StudySettings.geometry must be one of {GEOMETRY_NAMES}, got {self.geometry!r}")
+        for name in ("batch_size", "samples_per_volume"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"StudySettings.{name} must be a positive int, got {value!r}")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"StudySettings.num_workers must be a non-negative int, got {self.num_workers!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> StudySettings:
@@ -181,10 +202,12 @@ def study_split(settings: StudySettings) -> tuple[list[str], list[str], list[str
 
 def _run_key(exp: Experiment, settings: StudySettings) -> str:
     s = asdict(settings)
-    for k in ("results_dir", "device", "inference_patch"):  # do not change the trained weights
+    for k in ("results_dir", "device", "inference_patch", "resident", "num_workers"):  # do not change the weights
         s.pop(k)
-    if s["geometry"] == "parallel":  # runs keep the keys they had before geometry was a setting
-        s.pop("geometry")
+    # runs keep the keys they had before these were settings
+    for k, default in (("geometry", "parallel"), ("batch_size", 1), ("samples_per_volume", 1)):
+        if s[k] == default:
+            s.pop(k)
     text = json.dumps({"experiment": asdict(exp), "settings": s, "format": 1}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -197,9 +220,32 @@ def train_config(exp: Experiment, settings: StudySettings, out_dir: Path) -> Tra
         precision=settings.precision, patch_size=settings.patch_size, seed=settings.seed,
         output_prior=settings.output_prior,
         device=settings.device, metrics=("iou", "dice"), out_dir=str(out_dir),
+        batch_size=settings.batch_size, num_workers=settings.num_workers,
         data={"spec": asdict(settings.spec), "n_views": exp.n_views, "modes": list(exp.modes),
               "target": exp.target, "variants": settings.variants,
-              **({} if settings.geometry == "parallel" else {"geometry": settings.geometry})})
+              **({} if settings.geometry == "parallel" else {"geometry": settings.geometry}),
+              **({} if settings.samples_per_volume == 1 else {"samples_per_volume": settings.samples_per_volume})})
+
+
+def training_dataset(exp: Experiment, settings: StudySettings, cases) -> VesselDataset:
+    """The training set of ``exp`` (augmented variants, ``samples_per_volume``, preloaded when ``resident``)."""
+    data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target,
+                         variants=settings.variants, cache=settings.cache(), seed=settings.seed,
+                         geometry=settings.geometry, samples_per_volume=settings.samples_per_volume,
+                         resident=settings.resident)
+    if settings.resident:
+        data.preload(device=settings.device)
+    return data
+
+
+def validation_dataset(exp: Experiment, settings: StudySettings, cases) -> VesselDataset:
+    """The validation set of ``exp``: the cases as scanned (preloaded and kept in memory when ``resident``)."""
+    data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=0,
+                         cache=settings.cache(), seed=settings.seed, geometry=settings.geometry,
+                         resident=settings.resident)
+    if settings.resident:
+        data.preload(device=settings.device)
+    return data
 
 
 def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = False,
@@ -228,12 +274,9 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
     reused = last.exists() and len(history["epochs"]) >= settings.epochs
     if not reused:
         train, val, _ = study_split(settings)
-        cache = settings.cache()
-        make = lambda cases, variants: VesselDataset(  # noqa: E731
-            cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
-            cache=cache, seed=settings.seed, geometry=settings.geometry)
-        history = fit(train_config(exp, settings, run_dir), make(train, settings.variants),
-                      make(val, 0) if val else None, resume=last.exists(), progress=progress)
+        history = fit(train_config(exp, settings, run_dir), training_dataset(exp, settings, train),
+                      validation_dataset(exp, settings, val) if val else None, resume=last.exists(),
+                      progress=progress)
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else last
     model, _, info = load_checkpoint(chosen)
     return Trained(exp, model, history, run_dir, reused=reused, checkpoint=chosen, epoch=info.get("epoch"))

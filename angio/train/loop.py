@@ -187,8 +187,8 @@ def _train_epoch(run: _Run, state: TrainState, loader: DataLoader, epoch: int) -
     )
     with bar:
         for i, batch in enumerate(itertools.islice(loader, steps)):  # islice: no extra batch is loaded
-            x = batch["input"].to(device, non_blocking=True)
-            y = batch["target"].to(device, non_blocking=True)
+            x = batch["input"].to(device, non_blocking=True).float()  # compact items (float16, uint8)
+            y = batch["target"].to(device, non_blocking=True).float()  # travel small, compute in float32
             with autocast(device, run.precision):
                 loss = run.loss_fn(_forward(run.net, x, run.divisor), y)
             state.optimizer.zero_grad(set_to_none=True)
@@ -256,13 +256,13 @@ def _validate(run: _Run, state: TrainState, val_set: Dataset) -> dict[str, float
     indices = range(run.dist.rank, len(val_set), run.dist.world)  # type: ignore[arg-type]
     for index in tqdm(indices, desc="validate", leave=False, disable=not (run.progress and run.dist.is_main)):
         item = val_set[index]
-        y = item["target"][None].to(device)
+        y = item["target"][None].to(device).float()
         if run.config.val_patch is None:
             with autocast(device, run.precision):
-                logits = _forward(model, item["input"][None].to(device), run.divisor)
+                logits = _forward(model, item["input"][None].to(device).float(), run.divisor)
             prob = torch.sigmoid(logits.float())[0, 0].cpu()
         else:
-            prob = torch.from_numpy(_window_probabilities(model, item["input"], run))
+            prob = torch.from_numpy(_window_probabilities(model, item["input"].float(), run))
             logits = torch.logit(prob, eps=1e-6)[None, None].to(device)
         sums[0] += float(run.loss_fn(logits, y))
         sums[1] += 1
@@ -334,6 +334,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> dict[str, Any]:
     """Train a network on ``train_set`` as described in :mod:`angio.train.loop`.
 
@@ -356,6 +357,11 @@ def fit(
     on_epoch_end
         Called on every rank after each epoch's files are written, with the epoch, the
         (unwrapped) model and the epoch's history row.
+    time_budget_s
+        Wall-clock seconds this call may spend: after the first epoch, no epoch is started
+        that would end after it (judged by the longest epoch so far). The run stays
+        resumable, as after an interruption; ``history["stopped_by_budget"]`` says whether
+        the budget stopped it.
 
     Returns
     -------
@@ -384,7 +390,8 @@ def fit(
         device = resolve_device(config.device, local_rank=info.local_rank if info.enabled else None)
         with deterministic_algorithms(device, config.deterministic):
             return _fit(
-                config, train_set, val_set, info, device, resume=resume, progress=progress, on_epoch_end=on_epoch_end
+                config, train_set, val_set, info, device, resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+                time_budget_s=time_budget_s,
             )
     finally:
         teardown_distributed(info)
@@ -400,7 +407,11 @@ def _fit(
     resume: bool,
     progress: bool,
     on_epoch_end: Callable[[int, nn.Module, dict[str, Any]], None] | None,
+    time_budget_s: float | None = None,
 ) -> dict[str, Any]:
+    called = time.perf_counter()
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"time_budget_s must be positive, got {time_budget_s!r}.")
     precision = resolve_precision(config.precision, device)
     if config.sync_batchnorm and info.enabled and device.type != "cuda":
         raise ValueError("sync_batchnorm=True needs CUDA (SyncBatchNorm has no CPU implementation).")
@@ -458,8 +469,16 @@ def _fit(
         remove_stale_temps(out_dir)
     run = _Run(config, device, precision, info, loss_from_config(config), net, divisor, out_dir, progress)
 
+    longest = 0.0
+    state.history["stopped_by_budget"] = False
     for epoch in range(state.epoch + 1, config.epochs):
         if patience_exhausted(config.patience, state.history):
+            break
+        if time_budget_s is not None and longest and time.perf_counter() - called + longest > time_budget_s:
+            state.history["stopped_by_budget"] = True
+            log.info("time budget of %.0f s reached before epoch %d", time_budget_s, epoch)
+            if info.is_main and state.history["epochs"]:
+                write_logs(run.out_dir, state.history)
             break
         start = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch}
@@ -470,6 +489,7 @@ def _fit(
         validated = val_set is not None and _should_validate(config, epoch)
         val = _validate(run, state, val_set) if validated else {}  # type: ignore[arg-type]
         seconds = time.perf_counter() - start
+        longest = max(longest, seconds)
         state.elapsed += seconds
         row.update(global_step=state.global_step, steps=stats["steps"], train_loss=stats["train_loss"])
         row["val_loss"] = val.get("val_loss")
