@@ -63,7 +63,8 @@ from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
-           "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET"]
+           "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET", "GPU_RUNS", "gpu_runs",
+           "side_by_side"]
 
 ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -183,9 +184,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe("unet-biplane-cone",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source "
                "750 mm from the isocentre, detector at 1100 mm), demagnified to the isocentre as "
-               "`angio reconstruct` reads XA files; learning rate 1e-4",
+               "`angio reconstruct` reads XA files; 96^3 patches one per step (CPU-sized), learning rate 1e-4",
                _zoo_unet(2),
-               _unet_settings(epochs=40, geometry="cone"), patience=6, lr=1e-4, init_from="unet-biplane"),
+               _unet_settings(epochs=40, geometry="cone", patch_size=96, inference_patch=96), patience=6, lr=1e-4,
+               init_from="unet-biplane"),
     ]
 }
 
@@ -351,6 +353,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
     eval_s = time.perf_counter() - t0
     os.replace(tmp, pt)
     rows_epochs = history["epochs"]
+    sessions = json.loads((run_dir / "sessions.json").read_text()) if (run_dir / "sessions.json").exists() else None
     record = {
         "name": name,
         "description": recipe.description,
@@ -371,12 +374,11 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
             "initialised_from": (json.loads((run_dir / "init.json").read_text())
                                  if (run_dir / "init.json").exists() else None),
             "notes": history.get("notes", []),
-            "hardware": _hardware(),
-            "sessions": (json.loads((run_dir / "sessions.json").read_text())
-                         if (run_dir / "sessions.json").exists() else None),
+            "hardware": sessions[-1]["hardware"] if sessions else _hardware(),
+            "sessions": sessions,
             "curve": rows_epochs,
         },
-        "test": {"cases": test, "rows": rows, "eval_wall_s": eval_s},
+        "test": {"cases": test, "rows": rows, "eval_wall_s": eval_s, "evaluated_on": _hardware()},
         "weights_dtype": "float16" if recipe.fp16 else "float32",
         "commit": _git_commit(),
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -390,6 +392,50 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
         log(f"[zoo] {name} test vs {target}: " + ", ".join(
             f"{m} {np.mean([r[m] for r in vals]):.3f}" for m in ("dice", "iou", "cldice")))
     return path
+
+
+#: Records of the recipes trained side by side on a lent GPU (``scripts/train_zoo_gpu.py``).
+GPU_RUNS = ZOO_DIR / "gpu_runs"
+
+
+def gpu_runs(folder: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The learning curves recorded by GPU sessions, ``{recipe: {"curve", "sessions", "best_epoch", "source"}}``.
+
+    Every ``*.json`` in ``folder`` (default :data:`GPU_RUNS`); a later file's run of the
+    same recipe replaces an earlier one.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder or GPU_RUNS).glob("*.json")):
+        try:
+            runs = json.loads(path.read_text())["runs"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a GPU-run record ({exc})") from exc
+        out.update({name: dict(run, source=path.name) for name, run in runs.items()})
+    return out
+
+
+def side_by_side(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recipes that shared the GPU in their first session, compared at equal wall time and equal steps.
+
+    One row per recipe: its views and base channels, the epochs and steps its first session
+    reached, the best validation Dice by then, and the validation Dice at the largest step
+    count every recipe of the same view count reached (equal data seen).
+    """
+    rows = []
+    for name, run in runs.items():
+        first = run["sessions"][0]["epochs_after"]
+        curve = [r for r in run["curve"][:first] if r.get("val_dice") is not None]
+        recipe = RECIPES.get(name)
+        rows.append({"recipe": name, "views": recipe.experiment.n_views if recipe else None,
+                     "channels": dict(recipe.experiment.model_kwargs).get("base_channels") if recipe else None,
+                     "epochs": first, "steps": run["curve"][first - 1]["global_step"],
+                     "wall_s": run["sessions"][0]["wall_s"], "best_dice": max(r["val_dice"] for r in curve),
+                     "_curve": curve})
+    for row in rows:
+        steps = min(r["steps"] for r in rows if r["views"] == row["views"])
+        row["equal_steps"] = steps
+        row["dice_at_equal_steps"] = max(r["val_dice"] for r in row.pop("_curve") if r["global_step"] <= steps)
+    return sorted(rows, key=lambda r: (r["views"] or 0, r["channels"] or 0))
 
 
 def retrain_order(names: list[str] | None = None) -> list[str]:

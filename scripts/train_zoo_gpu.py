@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     n = warm_cache(args.names, args.results, args.smoke, args.workers)
     print(f"cache: {n} volumes in {time.monotonic() - t:.0f} s", flush=True)
     env = dict(os.environ, PACK_DIR=str(out.resolve()),
-               INPUT_DEVICE=projection_check(args.names[0], args.results))
+               INPUT_DEVICE=os.environ.get("INPUT_DEVICE") or projection_check(args.names[0], args.results))
     procs = {}
     for name in args.names:
         run = Path(args.results) / "zoo" / name

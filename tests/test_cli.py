@@ -349,3 +349,14 @@ def test_zoo_retrain_takes_every_recipe_or_one(monkeypatch, capsys, tmp_path):
     assert cli.main(["zoo", "retrain"]) == 0
     assert calls == [(["unet-3view"], "r"), (None, "results")]
     assert "published" in capsys.readouterr().out
+
+
+def test_python_dash_m_angio_is_the_angio_command():
+    # the Makefile's `make study RETRAIN=1` runs `python -m angio zoo retrain`
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "angio", "zoo", "list"], capture_output=True, text=True, check=True)
+    from angio import zoo
+
+    assert all(name in out.stdout for name in zoo.RECIPES)

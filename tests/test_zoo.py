@@ -44,9 +44,47 @@ def test_recipe_trains_publishes_and_reloads(tmp_path, tiny_recipe):
     recorded, measured = zoo.check_entry("tiny", folder=out, results_dir=results)
     for m in ("dice", "iou", "mse", "mae", "accuracy"):
         assert abs(recorded[m] - measured[m]) <= 1e-4
+    # every training session is recorded with the machine it ran on
+    assert record["training"]["sessions"][0]["epochs_after"] == len(rows)
+    assert record["training"]["hardware"] == record["training"]["sessions"][-1]["hardware"]
     # resuming a finished run trains nothing more
     again = zoo.train_recipe("tiny", results_dir=results, progress=False)
     assert len(again.history["epochs"]) == len(rows)
+    sessions = json.loads((results / "zoo" / "tiny" / "sessions.json").read_text())
+    assert [s["first_epoch"] for s in sessions] == [0, len(rows)]
+
+
+def test_resident_batched_recipe_and_time_budget(tmp_path, tiny_recipe, monkeypatch):
+    # the GPU recipes' data path, at a tiny size: several samples per case, batches, inputs kept in memory
+    settings = replace(tiny_recipe.settings, batch_size=2, samples_per_volume=2, resident=True, epochs=4)
+    monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, settings=settings))
+    trained = zoo.train_recipe("tiny", results_dir=tmp_path, progress=False, time_budget_s=1e-3)
+    rows = trained.history["epochs"]
+    # 2 cases x 2 samples in batches of 2, capped at max_steps_per_epoch=2; one epoch, then the budget
+    assert len(rows) == 1 and rows[0]["steps"] == 2 and trained.history["stopped_by_budget"]
+    session = json.loads((tmp_path / "zoo" / "tiny" / "sessions.json").read_text())[0]
+    assert session["stopped_by_budget"] and session["data_s"] >= 0
+
+
+def test_gpu_runs_compare_recipes_at_equal_time_and_steps(tmp_path):
+    def run(steps_dice, epochs_first):
+        curve = [{"epoch": i, "global_step": st, "val_dice": d} for i, (st, d) in enumerate(steps_dice)]
+        return {"best_epoch": 0, "curve": curve, "sessions": [{"epochs_after": epochs_first, "wall_s": 10.0}]}
+
+    record = {"runs": {"unet-biplane": run([(10, 0.2), (20, 0.4), (30, 0.5), (40, 0.7)], 3),
+                       "unet-biplane-wide": run([(10, 0.3), (20, 0.45)], 2)}}
+    (tmp_path / "a.json").write_text(json.dumps(record))
+    rows = zoo.side_by_side(zoo.gpu_runs(tmp_path))
+    assert [r["recipe"] for r in rows] == ["unet-biplane", "unet-biplane-wide"]
+    narrow, wide = rows
+    # first session only (epoch 3 of the narrow run came later)
+    assert (narrow["epochs"], narrow["steps"], narrow["best_dice"]) == (3, 30, 0.5)
+    assert narrow["equal_steps"] == wide["equal_steps"] == 20
+    assert (narrow["dice_at_equal_steps"], wide["dice_at_equal_steps"]) == (0.4, 0.45)
+    assert (narrow["channels"], wide["channels"]) == (8, 16)
+    (tmp_path / "b.json").write_text("{}")
+    with pytest.raises(angio.InputError, match="b.json"):
+        zoo.gpu_runs(tmp_path)
 
 
 def test_corrupt_or_missing_entry_is_refused(tmp_path, tiny_recipe):
