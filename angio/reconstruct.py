@@ -11,8 +11,10 @@ then take the training data's own path to the network
 (:func:`angio.pipeline.inputs_from_projections`).
 
 Which model: without ``checkpoint``, the model zoo's entry for the number of views given
-(:data:`angio.zoo.DEFAULT_MODELS`: the biplane U-Net for 2 views, the 3-view U-Net for 3),
-at the resolution it was trained for (192^3 voxels of 0.5 mm). A model is only used with
+(:data:`angio.zoo.DEFAULT_MODELS`: the biplane U-Net for 2 views, the 3-view U-Net for 3;
+for X-ray angiography files, which come from a cone-beam C-arm, the entry trained on
+cone-beam views where one is shipped, :data:`angio.zoo.CONE_MODELS`), at the resolution it
+was trained for (192^3 voxels of 0.5 mm). A model is only used with
 the view count and angles it was trained for (within 1 degree); ``allow_other_views``
 overrides that, and the output record then carries a warning.
 
@@ -264,28 +266,30 @@ def _available() -> str:
     return "shipped models: " + ("; ".join(views) if views else "none")
 
 
-def _load_model(n_images: int, checkpoint: str | os.PathLike | None):
+def _load_model(n_images: int, checkpoint: str | os.PathLike | None, geometry: str = "parallel"):
     """``(model, n, fov_mm, modes, training angles, description, window)`` of the model to use.
 
-    ``window`` is the sliding-window size a model with instance or group normalisation is
-    applied with (its training patch; ``None`` for a local model, which runs whole-volume).
+    Without ``checkpoint`` it is the zoo's entry for ``n_images`` views acquired with
+    ``geometry`` (:func:`angio.zoo.default_model`). ``window`` is the sliding-window size a
+    model with instance or group normalisation is applied with (its training patch;
+    ``None`` for a local model, which runs whole-volume).
     """
     from angio.inference import is_local
     from angio.projection import view_angles
     from angio.train.checkpoint import load_checkpoint
 
     if checkpoint is None:
-        from angio.zoo import DEFAULT_MODELS, entries, load_entry
+        from angio.zoo import default_model, entries, load_entry
 
         shipped = entries()
-        name = DEFAULT_MODELS.get(n_images)
-        if name is None or name not in shipped:
+        name = default_model(n_images, geometry, shipped)
+        if name is None:
             raise InputError(f"no shipped model takes {n_images} view(s) ({_available()}); "
                              "give --checkpoint for a model of your own")
         model, entry = load_entry(name)
         exp, spec = entry.experiment, entry.spec
         desc = (f"zoo model {name!r} ({entry.record['label']}, {spec.size}^3 voxels of "
-                f"{spec.voxel_mm:g} mm over {spec.fov_mm:g} mm)")
+                f"{spec.voxel_mm:g} mm over {spec.fov_mm:g} mm, trained on {entry.settings.geometry}-beam views)")
         window = None if is_local(model) else entry.settings.inference_patch
         return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc, window
     path = Path(checkpoint)
@@ -374,13 +378,16 @@ def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     The planes are read by :func:`xa_projections` (peak-filling frame, log subtraction of
     runs, demagnified to the isocentre, mapped onto the parallel contract); ``angles``
     (parallel-contract degrees) override the angles derived from the positioner tags.
-    Other arguments as :func:`reconstruct`; ``geometry`` as :func:`angio.io.read_xa`.
+    Without ``checkpoint`` the zoo's model trained on cone-beam views is used where one is
+    shipped for this number of views (:data:`angio.zoo.CONE_MODELS`), else the
+    parallel-beam one. Other arguments as :func:`reconstruct`; ``geometry`` as
+    :func:`angio.io.read_xa`.
     """
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_projections
 
     torch_device = _device(device)
-    model, n, fov_mm, modes, trained, desc, window = _load_model(len(paths), checkpoint)
+    model, n, fov_mm, modes, trained, desc, window = _load_model(len(paths), checkpoint, geometry="cone")
     proj, derived = xa_projections(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
                                    **geometry)
     use = _check_angles(derived if angles is None else angles, len(paths))

@@ -61,7 +61,8 @@ from angio.study import (
 from angio.train import export_checkpoint, fit, load_checkpoint
 from angio.train.loop import patience_exhausted
 
-__all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "ZOO_DIR", "train_recipe", "publish", "entries", "load_entry",
+__all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "default_model", "ZOO_DIR", "train_recipe",
+           "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
            "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET", "GPU_RUNS", "gpu_runs",
            "side_by_side"]
@@ -194,6 +195,22 @@ RECIPES: dict[str, Recipe] = {
 
 #: The model ``angio reconstruct`` uses for a number of views (chosen on the validation split).
 DEFAULT_MODELS: dict[int, str] = {2: "unet-biplane", 3: "unet-3view"}
+
+#: The model for views of a cone-beam C-arm (X-ray angiography files), where one is shipped;
+#: other view counts use :data:`DEFAULT_MODELS`.
+CONE_MODELS: dict[int, str] = {2: "unet-biplane-cone"}
+
+
+def default_model(n_views: int, geometry: str = "parallel", shipped: dict | None = None) -> str | None:
+    """The zoo entry for ``n_views`` views acquired with ``geometry`` (``None`` when none is shipped).
+
+    Cone-beam views get the cone-beam entry when it is shipped, else the parallel-beam one.
+    """
+    shipped = entries() if shipped is None else shipped
+    for table in ((CONE_MODELS, DEFAULT_MODELS) if geometry == "cone" else (DEFAULT_MODELS,)):
+        if table.get(n_views) in shipped:
+            return table[n_views]
+    return None
 
 
 def _recipe(name: str) -> Recipe:

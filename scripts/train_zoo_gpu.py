@@ -11,6 +11,9 @@ prepared script that trains and records"). It
 3. packs each run (selected weights as a slim float16 checkpoint, ``history.json``,
    ``log.csv``, ``sessions.json``, the process's log) into ``OUT/<name>.tgz``.
 
+``INPUT_DEVICE=cuda`` (or ``cpu``) skips the check that compares the GPU's network inputs
+with the CPU's and builds them there (the check costs about a minute of the lease).
+
 Back on a CPU machine, unpack into ``results/zoo/<name>/`` and publish with
 ``angio.zoo.publish(name)``: the test metrics of the record are computed there, with the
 shipped weights, so ``check_entry`` reproduces them on the CPU.

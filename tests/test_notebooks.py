@@ -34,7 +34,9 @@ def test_every_notebook_ran_without_errors_and_wrote_its_tables(executed):
         assert not errors, path.name
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and 'profile = "tiny"' in injected[0].source, path.name
-    for table in ("ground_truth", "view_sweep", "view_sweep_paper_setting", "biplane", "zoo", "zoo_robustness"):
+    tables = ("ground_truth", "view_sweep", "view_sweep_paper_setting", "biplane", "zoo", "zoo_robustness",
+              "zoo_geometry")
+    for table in tables:
         rows = json.loads((executed / "metrics" / f"{table}.json").read_text())["rows"]
         assert rows and all(0.0 <= r["iou"] <= 1.0 for r in rows), table
     assert list((executed / "meshes").glob("*.stl")) and list((executed / "meshes").glob("*.vtp"))

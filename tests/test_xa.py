@@ -126,7 +126,7 @@ def test_synthetic_biplane_xa_reconstructs_end_to_end(tmp_path):
     from angio.conebeam import CArmGeometry, cone_mip
     from angio.reconstruct import reconstruct_xa
 
-    entry = zoo.entries()[zoo.DEFAULT_MODELS[2]]
+    entry = zoo.entries()[zoo.default_model(2, "cone")]  # the model reconstruct_xa uses
     case = entry.record["test"]["cases"][0]
     vols = entry.volumes(case, tmp_path / "results")
     n, h = entry.spec.size, entry.spec.voxel_mm
@@ -139,12 +139,13 @@ def test_synthetic_biplane_xa_reconstructs_end_to_end(tmp_path):
                               PositionerSecondaryAngle=0.0, ImagerPixelSpacing=list(g.pixel_mm)))
     result = reconstruct_xa(files, vessels="bright")  # the phantom shows contrast bright
     assert sorted(result.angles_deg.tolist()) == [0.0, 90.0]  # from the headers, no angles typed
-    assert result.probability.shape == (n, n, n) and "unet-biplane" in result.model
+    assert result.probability.shape == (n, n, n) and repr(entry.name) in result.model
     recorded = next(r["dice"] for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
-    # cone-beam views through the parallel-beam model keep part of the parallel-beam accuracy
-    # (chapter 11's robustness table measures how much) ...
+    # the XA path (integer pixels, positioner tags, demagnified to the isocentre) gives what the
+    # zoo measured for this case on the same C-arm's views (chapter 11 compares the geometries) ...
     good = metrics.dice(result.probability, vols.exact)
-    assert good > 0.4 * recorded
+    print(f"XA path Dice {good:.4f}, recorded {recorded:.4f} ({entry.name})")
+    assert good > 0.9 * recorded
     # ... and the geometry read from the headers matters: the same planes with their angles swapped
     swapped = reconstruct_xa(files, vessels="bright", angles=[90.0, 0.0])
     assert good > 2 * metrics.dice(swapped.probability, vols.exact)
