@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "retrain them from scratch with their recipes")
     p.add_argument("action", choices=["list", "check", "retrain"])
     p.add_argument("name", nargs="?", help="entry to check (default: the biplane model) or recipe to retrain "
-                   "(default: every recipe)")
+                   "(default: every shipped entry)")
     p.add_argument("--case", help="test case to re-evaluate (default: the first of the record)")
     p.add_argument("--results", default="results", help="volume cache folder")
     p.set_defaults(func=cmd_zoo)

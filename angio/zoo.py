@@ -65,7 +65,7 @@ __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "default_model"
            "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
            "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET", "GPU_RUNS", "gpu_runs",
-           "side_by_side"]
+           "side_by_side", "PAPER_VIEWS"]
 
 ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +172,29 @@ def _gpu_recipe(name: str, description: str, n_views: int, base_channels: int = 
                   patience=15, val_every=1)
 
 
+#: The paper's view counts (its Table 1).
+PAPER_VIEWS = (90, 46, 24, 10, 5, 3, 2)
+
+
+def _paper_recipe(n_views: int, modality: str) -> Recipe:
+    """The paper's autoencoder and hyper-parameters at ``n_views`` on the zoo's grid.
+
+    Sum back-projection in, Otsu of the original volume as the target (scored against the
+    exact mask too), focal loss (alpha 0.5, gamma 0.2), Adam 1e-3, batch 1 of whole 192^3
+    volumes, no augmentation, selected by validation IoU. ``modality`` ``"rotational"`` is the
+    study's vessels-only setting (``paper-dae-<n>v``); ``"cta"`` is the paper's own, CT
+    angiography with the skull (``paper-cta-dae-<n>v``).
+    """
+    prefix = "paper-dae" if modality == "rotational" else f"paper-{modality}-dae"
+    setting = "vessels-only rotational volumes" if modality == "rotational" else "CT angiograms with the skull"
+    settings = StudySettings(spec=replace(DEFAULT_SPEC, modality=modality), epochs=200, variants=0, n_test=5,
+                             n_val=3, precision="auto", seed=0, resident=True)
+    return Recipe(f"{prefix}-{n_views}v",
+                  f"the paper's autoencoder on the sum back-projection of {n_views} views of {setting}, "
+                  "Otsu target, the paper's hyper-parameters, whole 192^3 volumes (trained on a GPU)",
+                  Experiment("dae", n_views), settings, select="iou", patience=10, val_every=1)
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r for r in [
         _gpu_recipe("unet-biplane",
@@ -190,6 +213,7 @@ RECIPES: dict[str, Recipe] = {
                _zoo_unet(2),
                _unet_settings(epochs=40, geometry="cone", patch_size=96, inference_patch=96), patience=6, lr=1e-4,
                init_from="unet-biplane"),
+        *(_paper_recipe(n, modality) for modality in ("rotational", "cta") for n in PAPER_VIEWS),
     ]
 }
 
@@ -483,10 +507,14 @@ def retrain(names: list[str] | None = None, *, results_dir: str | os.PathLike = 
             log: Callable[[str], None] = print) -> list[Path]:
     """Retrain recipes from scratch with their recorded recipes and publish them (``make study RETRAIN=1``).
 
-    Earlier runs of these recipes under ``<results_dir>/zoo`` are deleted first; a recipe
-    that fine-tunes another starts from the entry just retrained. Returns the records' paths.
+    ``names`` defaults to the entries shipped in ``out_dir`` (the study's rows; recipes
+    without weights are trained one at a time with ``angio train --recipe NAME``). Earlier
+    runs of these recipes under ``<results_dir>/zoo`` are deleted first; a recipe that
+    fine-tunes another starts from the entry just retrained. Returns the records' paths.
     """
     out = Path(out_dir) if out_dir is not None else ZOO_DIR
+    if names is None:
+        names = sorted(n for n in entries(out) if n in RECIPES)
     paths = []
     for name in retrain_order(names):
         run_dir = Path(results_dir) / "zoo" / name

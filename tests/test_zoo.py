@@ -150,6 +150,9 @@ def test_retrain_starts_fine_tuned_recipes_from_the_retrained_parent(tmp_path, t
     assert record["training"]["initialised_from"]["entry"] == "tiny"
     assert record["training"]["initialised_from"]["sha256"] == zoo.sha256(out / "tiny.pt")
     assert record["recipe"]["init_from"] == "tiny" and record["train_config"]["lr"] == 1e-4
+    # by default the entries shipped in the folder are retrained, not every recipe there is
+    again = zoo.retrain(results_dir=results, out_dir=out, progress=False, log=lambda s: None)
+    assert [p.name for p in again] == ["tiny.json", "tiny-3.json"]
     monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, init_from="tiny-3"))
     with pytest.raises(angio.InputError, match="cycle"):
         zoo.retrain_order()
