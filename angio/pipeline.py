@@ -349,7 +349,7 @@ class VesselDataset(torch.utils.data.Dataset):
         :class:`~angio.train.sampling.PatchDataset`, its own crop).
     resident : bool
         Keep every computed ``(input, target)`` pair in memory (inputs as float16, at most
-        ``2**-11`` relative rounding; targets as bool) so it is computed once per case and
+        ``2**-11`` relative rounding; targets as uint8) so it is computed once per case and
         variant; :meth:`preload` fills the store in parallel before training (DataLoader
         workers then share it). Costs about ``C * N**3 * 2 + N**3`` bytes per pair. Its
         items stay compact (input float16, target uint8; :func:`angio.train.fit` computes
@@ -429,10 +429,10 @@ class VesselDataset(torch.utils.data.Dataset):
         return inputs_from_projections(self._views[key], view_angles(self.n_views), modes=self.modes)
 
     def _remember(self, vols: CaseVolumes, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store (and return) the compact pair of ``vols`` (resident data sets only call it)."""
         pair = (torch.as_tensor(np.asarray(x)).to(torch.float16),
                 torch.from_numpy(np.ascontiguousarray(vols.target(self.target), dtype=np.uint8)))
-        if self.resident:
-            self._store[(vols.case, vols.variant)] = pair
+        self._store[(vols.case, vols.variant)] = pair
         return pair
 
     def set_epoch(self, epoch: int) -> None:

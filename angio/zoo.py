@@ -58,6 +58,7 @@ from angio.study import (
     training_dataset,
     validation_dataset,
 )
+from angio.study.experiments import _read_history
 from angio.train import export_checkpoint, fit, load_checkpoint
 from angio.train.loop import patience_exhausted
 
@@ -297,10 +298,8 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
         atomic_write_text(run_dir / "init.json", json.dumps(init, indent=1))
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    sessions_file = run_dir / "sessions.json"
-    sessions = json.loads(sessions_file.read_text()) if sessions_file.exists() else []
     session = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": _git_commit(),
-               "hardware": _hardware(), "first_epoch": _epochs_done(run_dir)}
+               "hardware": _hardware(), "first_epoch": len(_read_history(run_dir)["epochs"])}
     train_set = training_dataset(exp, settings, train)
     session["data_s"] = time.perf_counter() - started
     history = fit(config, train_set, validation_dataset(exp, settings, val), resume=True, progress=progress,
@@ -309,17 +308,16 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     history["session_wall_s"] = time.perf_counter() - started
     session.update(wall_s=history["session_wall_s"], epochs_after=len(history["epochs"]),
                    stopped_by_budget=bool(history.get("stopped_by_budget")))
-    atomic_write_text(sessions_file, json.dumps([*sessions, session], indent=1))
+    atomic_write_text(run_dir / "sessions.json", json.dumps([*(_sessions(run_dir) or []), session], indent=1))
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
     model, _, info = load_checkpoint(chosen)
     return Trained(exp, model, history, run_dir, reused=False, checkpoint=chosen, epoch=info.get("epoch"))
 
 
-def _epochs_done(run_dir: Path) -> int:
-    try:
-        return len(json.loads((run_dir / "history.json").read_text())["epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+def _sessions(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The training sessions recorded in ``run_dir/sessions.json`` (``None`` when there is none)."""
+    path = run_dir / "sessions.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _git_commit() -> str:
@@ -395,7 +393,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
     eval_s = time.perf_counter() - t0
     os.replace(tmp, pt)
     rows_epochs = history["epochs"]
-    sessions = json.loads((run_dir / "sessions.json").read_text()) if (run_dir / "sessions.json").exists() else None
+    sessions = _sessions(run_dir)
     record = {
         "name": name,
         "description": recipe.description,

@@ -229,20 +229,19 @@ def train_config(exp: Experiment, settings: StudySettings, out_dir: Path) -> Tra
 
 def training_dataset(exp: Experiment, settings: StudySettings, cases) -> VesselDataset:
     """The training set of ``exp`` (augmented variants, ``samples_per_volume``, preloaded when ``resident``)."""
-    data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target,
-                         variants=settings.variants, cache=settings.cache(), seed=settings.seed,
-                         geometry=settings.geometry, samples_per_volume=settings.samples_per_volume,
-                         resident=settings.resident)
-    if settings.resident:
-        data.preload(device=settings.device)
-    return data
+    return _dataset(exp, settings, cases, variants=settings.variants, samples_per_volume=settings.samples_per_volume)
 
 
 def validation_dataset(exp: Experiment, settings: StudySettings, cases) -> VesselDataset:
     """The validation set of ``exp``: the cases as scanned (preloaded and kept in memory when ``resident``)."""
-    data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=0,
+    return _dataset(exp, settings, cases, variants=0, samples_per_volume=1)
+
+
+def _dataset(exp: Experiment, settings: StudySettings, cases, *, variants: int,
+             samples_per_volume: int) -> VesselDataset:
+    data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
                          cache=settings.cache(), seed=settings.seed, geometry=settings.geometry,
-                         resident=settings.resident)
+                         samples_per_volume=samples_per_volume, resident=settings.resident)
     if settings.resident:
         data.preload(device=settings.device)
     return data
