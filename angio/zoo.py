@@ -60,6 +60,7 @@ from angio.study import (
 )
 from angio.study.experiments import _read_history
 from angio.train import export_checkpoint, fit, load_checkpoint
+from angio.train.checkpoint import resumable_from_export
 from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "default_model", "ZOO_DIR", "train_recipe",
@@ -164,13 +165,19 @@ def _gpu_settings(**changes) -> StudySettings:
                              "resident": True, "num_workers": 3, "epochs": 150, **changes})
 
 
-_GPU_NOTE = ("trained on a GPU with 96^3 patches, 4 per step and 8 per case per epoch; applied over "
-             "Gaussian-blended 96^3 windows")
+_GPU_NOTE = ("trained with 96^3 patches, 4 per step and 8 per case per epoch (on a GPU at learning rate "
+             "1e-3, then continued at 1e-4 on the CPU); applied over Gaussian-blended 96^3 windows")
 
-def _gpu_recipe(name: str, description: str, n_views: int, base_channels: int = 8) -> Recipe:
-    """A U-Net recipe with :func:`_gpu_settings`, selected by validation Dice (patience 15)."""
-    return Recipe(name, description, _zoo_unet(n_views, base_channels), _gpu_settings(), lr_milestones=(50, 100),
-                  patience=15, val_every=1)
+def _gpu_recipe(name: str, description: str, n_views: int, base_channels: int = 8, drop_at: int = 25) -> Recipe:
+    """A U-Net recipe with :func:`_gpu_settings`, selected by validation Dice (patience 15).
+
+    The learning rate is 1e-3 until epoch ``drop_at`` and 1e-4 from there (1e-5 from epoch
+    75): the shipped runs had ``drop_at`` epochs at 1e-3 on a lent GPU and went on at 1e-4
+    on the CPU from their selected weights, so the recipe names the epoch where that happened
+    (25; 24 for ``unet-3view``, whose selected GPU epoch was 23).
+    """
+    return Recipe(name, description, _zoo_unet(n_views, base_channels), _gpu_settings(),
+                  lr_milestones=(drop_at, 75), patience=15, val_every=1)
 
 
 #: The paper's view counts (its Table 1).
@@ -205,7 +212,8 @@ RECIPES: dict[str, Recipe] = {
                     2, 16),
         _gpu_recipe("unet-3view",
                     "residual U-Net (8 base channels, depth 4, instance norm) on the sum and min "
-                    "back-projections of 3 views (0, 45, 90 deg), Dice + BCE against the exact mask; " + _GPU_NOTE, 3),
+                    "back-projections of 3 views (0, 45, 90 deg), Dice + BCE against the exact mask; " + _GPU_NOTE, 3,
+                    drop_at=24),
         _gpu_recipe("unet-3view-wide", "as unet-3view with 16 base channels (5.7 M parameters, 4x the compute)", 3, 16),
         Recipe("unet-biplane-cone",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source "
@@ -314,6 +322,21 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     return Trained(exp, model, history, run_dir, reused=False, checkpoint=chosen, epoch=info.get("epoch"))
 
 
+def reopen_run(name: str, *, results_dir: str | os.PathLike = "results") -> Path:
+    """Make the run of recipe ``name`` resumable again from its selected weights.
+
+    For a run that came back without ``last.pt`` (a lent GPU keeps nothing): writes
+    ``<results_dir>/zoo/<name>/last.pt`` from its ``best.pt`` with
+    :func:`angio.train.checkpoint.resumable_from_export` (Adam moments restart; the run's
+    notes are kept and one is added), so :func:`train_recipe` continues it after the selected
+    epoch. Returns the path written.
+    """
+    _recipe(name)
+    run_dir = Path(results_dir) / "zoo" / name
+    return resumable_from_export(run_dir / "best.pt", run_dir / "last.pt",
+                                 notes=_read_history(run_dir).get("notes", []))
+
+
 def _sessions(run_dir: Path) -> list[dict[str, Any]] | None:
     """The training sessions recorded in ``run_dir/sessions.json`` (``None`` when there is none)."""
     path = run_dir / "sessions.json"
@@ -354,13 +377,6 @@ def sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _to_fp16(path: Path) -> None:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["model"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    payload["weights_dtype"] = "float16"
-    torch.save(payload, path)
-
-
 def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
             log: Callable[[str], None] = print) -> Path:
     """Export the selected epoch of a trained recipe to the zoo, with its record.
@@ -379,9 +395,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
     out.mkdir(parents=True, exist_ok=True)
     pt = out / f"{name}.pt"
     tmp = out / f".{name}.pt.tmp"
-    export_checkpoint(chosen, tmp)
-    if recipe.fp16:
-        _to_fp16(tmp)
+    export_checkpoint(chosen, tmp, half=recipe.fp16)
     model, config, info = load_checkpoint(tmp)
     # the full curve is in the run's history (best.pt holds it only up to its own epoch)
     history = json.loads((run_dir / "history.json").read_text())

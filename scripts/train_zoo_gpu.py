@@ -55,14 +55,18 @@ def _smoke_recipes(names: list[str]) -> None:
 
 
 def _pairs(names: list[str], results_dir: str) -> list[tuple[str, int]]:
+    """Every ``(case, variant)`` the named recipes' training and validation sets draw."""
     from angio import zoo
-    from angio.study import study_split
+    from angio.study import study_split, training_dataset, validation_dataset
 
     pairs: set[tuple[str, int]] = set()
     for name in names:
-        settings = zoo.RECIPES[name].run_settings(results_dir)
+        recipe = zoo.RECIPES[name]
+        settings = replace(recipe.run_settings(results_dir), resident=False)  # list the pairs, load nothing
         train, val, _ = study_split(settings)
-        pairs |= {(c, v) for c in train for v in range(1, settings.variants + 1)} | {(c, 0) for c in val}
+        for data in (training_dataset(recipe.experiment, settings, train),
+                     validation_dataset(recipe.experiment, settings, val)):
+            pairs |= set(data.pairs())
     return sorted(pairs)
 
 
@@ -165,8 +169,7 @@ def pack(name: str, results_dir: str, out: Path) -> Path:
     files = []
     if chosen.exists():
         slim = run / "best-slim.pt"
-        export_checkpoint(chosen, slim)
-        zoo._to_fp16(slim)
+        export_checkpoint(chosen, slim, half=True)
         files.append((slim, "best.pt"))
     for extra in ("history.json", "log.csv", "sessions.json", "init.json", "train.log"):
         if (run / extra).exists():

@@ -466,3 +466,26 @@ def test_compact_items_are_computed_in_float32(tmp_path):
     train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
     history = fit(tiny_config(str(tmp_path), epochs=2, lr=1e-2), Compact(train), Compact(val), progress=False)
     assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in history["epochs"])
+
+
+def test_an_exported_checkpoint_becomes_a_resumable_run_with_its_history_and_a_note(tmp_path):
+    from angio.train.checkpoint import export_checkpoint, load_checkpoint, resumable_from_export
+
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    run = tmp_path / "run"
+    fit(tiny_config(str(run), epochs=2, lr=1e-2), train, val, progress=False)
+    slim = export_checkpoint(run / "last.pt", tmp_path / "slim.pt", half=True)  # as the zoo ships weights
+    assert torch.load(slim, weights_only=True)["weights_dtype"] == "float16"
+    (run / "last.pt").unlink()
+    resumable_from_export(slim, run / "last.pt", notes=["trained elsewhere"])
+    with pytest.raises(FileExistsError):
+        resumable_from_export(slim, run / "last.pt")
+    model, _, info = load_checkpoint(run / "last.pt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert info["epoch"] == 1 and not info["optimizer"]["state"]  # Adam restarts from zero moments
+    history = fit(tiny_config(str(run), epochs=4, lr=1e-2, lr_milestones=(2,), lr_gamma=0.5), train, val,
+                  resume=True, progress=False)
+    assert [r["epoch"] for r in history["epochs"]] == [0, 1, 2, 3]
+    assert [r["lr"] for r in history["epochs"]][2:] == [5e-3, 5e-3]
+    assert history["notes"][0] == "trained elsewhere" and "Adam moments restarted" in history["notes"][1]
+    assert json.loads((run / "history.json").read_text())["notes"] == history["notes"]

@@ -55,6 +55,7 @@ __all__ = [
     "read_checkpoint",
     "remove_stale_temps",
     "restore_state",
+    "resumable_from_export",
     "resume_payload",
     "save_checkpoint",
     "write_logs",
@@ -161,17 +162,74 @@ def load_checkpoint(
     return model, config, info
 
 
-def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, half: bool = False) -> Path:
     """Write a slim copy of a checkpoint for inference: weights, config and history only.
 
     The optimizer, GradScaler and RNG states (needed only to resume training) are left out,
     which makes the paper's model about a third of the size. :func:`load_checkpoint` reads
-    the result; ``fit(resume=True)`` does not.
+    the result; ``fit(resume=True)`` does not (:func:`resumable_from_export` makes it
+    resumable again). With ``half``, floating-point weights are stored in float16 (half the
+    size again; ``weights_dtype`` says so) and :func:`load_checkpoint` computes with them in
+    float16 until the model is cast.
     """
     payload = read_checkpoint(src)
     slim = {k: v for k, v in payload.items() if k not in ("optimizer", "scaler", "rng")}
+    if half:
+        slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
+        slim["weights_dtype"] = "float16"
     dst = Path(dst)
     atomic_write(dst, lambda fh: torch.save(slim, fh))
+    return dst
+
+
+def resumable_from_export(src: str | os.PathLike, dst: str | os.PathLike, *, notes: list[str] | None = None) -> Path:
+    """Turn an exported checkpoint back into one that ``fit(resume=True)`` continues.
+
+    A run whose ``last.pt`` is gone (a lent GPU keeps nothing) can go on from the weights it
+    shipped: the weights (cast back to float32 if they were stored in float16), the epoch and
+    step counts, the configuration and the history of ``src`` are kept; the Adam moments
+    start again from zero and the RNG states are the current ones. The continuation is
+    therefore not bit-identical to an uninterrupted run; a note saying so is appended to the
+    history (``history["notes"]``), which the run's record carries.
+
+    Parameters
+    ----------
+    src : path-like
+        A checkpoint of :func:`~angio.train.fit` (``best.pt``, exported or not).
+    dst : path-like
+        The ``last.pt`` to write; refused when it exists (it would be a run to resume as is).
+    notes : list of str, optional
+        Notes to keep before the new one (default: those in ``src``'s history), e.g. the
+        run's ``history.json`` notes when they were written after ``src``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dst``.
+
+    Raises
+    ------
+    angio.InputError
+        ``src`` is unreadable or its weights do not fit its config (names the file).
+    FileExistsError
+        ``dst`` exists.
+    """
+    dst = Path(dst)
+    if dst.exists():
+        raise FileExistsError(f"{dst} exists: resume that run instead of rebuilding it from {src}.")
+    model, config, info = load_checkpoint(src)
+    model.float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history = dict(info.get("history") or {"epochs": [], "best_epoch": None, "best_val_loss": None})
+    notes = list(history.get("notes") or []) if notes is None else list(notes)
+    notes.append(f"resumed after epoch {info['epoch']} from the exported weights of {Path(src).name} "
+                 f"({info.get('weights_dtype', 'float32')}); Adam moments restarted")
+    history["notes"] = notes
+    payload = {"format": CHECKPOINT_FORMAT, "version": angio.__version__, "torch_version": str(torch.__version__),
+               "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": {}, "rng": rng_state(),
+               "epoch": int(info["epoch"]), "global_step": int(info["global_step"]), "config": config.to_dict(),
+               "history": history}
+    save_checkpoint(dst, payload)
     return dst
 
 
