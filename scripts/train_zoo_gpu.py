@@ -161,7 +161,6 @@ def child(name: str, results_dir: str, deadline: float, smoke: bool) -> None:
 
 def pack(name: str, results_dir: str, out: Path) -> Path:
     """``out/<name>.tgz``: the selected epoch's weights (slim, float16) and the run's records."""
-    from angio import zoo
     from angio.train import export_checkpoint
 
     run = Path(results_dir) / "zoo" / name
