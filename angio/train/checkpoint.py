@@ -219,17 +219,15 @@ def resumable_from_export(src: str | os.PathLike, dst: str | os.PathLike, *, not
         raise FileExistsError(f"{dst} exists: resume that run instead of rebuilding it from {src}.")
     model, config, info = load_checkpoint(src)
     model.float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history = dict(info.get("history") or {"epochs": [], "best_epoch": None, "best_val_loss": None})
-    notes = list(history.get("notes") or []) if notes is None else list(notes)
-    notes.append(f"resumed after epoch {info['epoch']} from the exported weights of {Path(src).name} "
-                 f"({info.get('weights_dtype', 'float32')}); Adam moments restarted")
-    history["notes"] = notes
-    payload = {"format": CHECKPOINT_FORMAT, "version": angio.__version__, "torch_version": str(torch.__version__),
-               "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": {}, "rng": rng_state(),
-               "epoch": int(info["epoch"]), "global_step": int(info["global_step"]), "config": config.to_dict(),
-               "history": history}
-    save_checkpoint(dst, payload)
+    state = TrainState(model, torch.optim.Adam(model.parameters(), lr=config.lr),
+                       torch.amp.GradScaler("cpu", enabled=False),  # no state: the run's own scaler starts afresh
+                       epoch=int(info["epoch"]), global_step=int(info["global_step"]))
+    if info.get("history"):
+        state.history = dict(info["history"])
+    kept = list(state.history.get("notes") or []) if notes is None else list(notes)
+    state.history["notes"] = [*kept, f"resumed after epoch {info['epoch']} from the exported weights of "
+                              f"{Path(src).name} ({info.get('weights_dtype', 'float32')}); Adam moments restarted"]
+    save_checkpoint(dst, checkpoint_payload(state, config))
     return dst
 
 
