@@ -9,12 +9,15 @@ prepared script that trains and records"). It
    several small 3D networks share the GPU; each builds its inputs on the GPU, keeps them in
    memory and stops starting epochs before the common deadline;
 3. packs each run (selected weights as a slim float16 checkpoint, ``history.json``,
-   ``log.csv``, ``sessions.json``, the process's log) into ``OUT/<name>.tgz``.
+   ``log.csv``, ``sessions.json``, the process's log) into ``<name>.tgz``, and all of them
+   into one file, ``OUT/zoo-runs.tgz`` (a lent machine returns only a few files: a session
+   that packed fourteen runs one file each got eight of them back).
 
 ``INPUT_DEVICE=cuda`` (or ``cpu``) skips the check that compares the GPU's network inputs
 with the CPU's and builds them there (the check costs about a minute of the lease).
 
-Back on a CPU machine, unpack into ``results/zoo/<name>/`` and publish with
+Back on a CPU machine, ``--unpack zoo-runs.tgz`` puts each run into ``results/zoo/<name>/``;
+publish with
 ``angio.zoo.publish(name)``: the test metrics of the record are computed there, with the
 shipped weights, so ``check_entry`` reproduces them on the CPU.
 
@@ -22,6 +25,7 @@ Usage::
 
     python scripts/train_zoo_gpu.py unet-biplane unet-3view --deadline-s 480 --out "$OUT"
     python scripts/train_zoo_gpu.py unet-biplane --smoke --out /tmp/smoke   # tiny, CPU
+    python scripts/train_zoo_gpu.py --unpack gpu-out/zoo-runs.tgz            # back on the CPU
 """
 
 from __future__ import annotations
@@ -54,20 +58,25 @@ def _smoke_recipes(names: list[str]) -> None:
         zoo.RECIPES[name] = replace(r, settings=settings, init_from=None)
 
 
-def _pairs(names: list[str], results_dir: str) -> list[tuple[str, int]]:
-    """Every ``(case, variant)`` the named recipes' training and validation sets draw."""
+def _pairs(names: list[str], results_dir: str) -> list[tuple[str, str, int]]:
+    """Every ``(recipe, case, variant)`` the named recipes' training and validation sets draw.
+
+    One recipe stands for all recipes on the same grid (volume spec and seed), so each
+    volume is listed once.
+    """
     from angio import zoo
     from angio.study import study_split, training_dataset, validation_dataset
 
-    pairs: set[tuple[str, int]] = set()
+    pairs: dict[tuple, tuple[str, str, int]] = {}
     for name in names:
         recipe = zoo.RECIPES[name]
         settings = replace(recipe.run_settings(results_dir), resident=False)  # list the pairs, load nothing
         train, val, _ = study_split(settings)
         for data in (training_dataset(recipe.experiment, settings, train),
                      validation_dataset(recipe.experiment, settings, val)):
-            pairs |= set(data.pairs())
-    return sorted(pairs)
+            for case, variant in data.pairs():
+                pairs.setdefault((settings.spec, settings.seed, case, variant), (name, case, variant))
+    return sorted(pairs.values())
 
 
 def _build(job: tuple[str, str, bool, str, int]) -> str:
@@ -82,9 +91,9 @@ def _build(job: tuple[str, str, bool, str, int]) -> str:
 
 
 def warm_cache(names: list[str], results_dir: str, smoke: bool, workers: int) -> int:
-    """Build every needed volume once (all recipes share one grid and seed)."""
+    """Build every needed volume once, in a process pool (recipes on one grid share them)."""
     pairs = _pairs(names, results_dir)
-    jobs = [(names[0], results_dir, smoke, c, v) for c, v in pairs]
+    jobs = [(name, results_dir, smoke, c, v) for name, c, v in pairs]
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         for _ in pool.map(_build, jobs, chunksize=2):
             pass
@@ -180,15 +189,40 @@ def pack(name: str, results_dir: str, out: Path) -> Path:
     return dst
 
 
+def unpack(bundle: Path, results_dir: str) -> list[str]:
+    """Unpack ``zoo-runs.tgz`` into ``results_dir/zoo/<name>/``; the names unpacked.
+
+    A run folder that already exists gets the packed files in place of its own; its
+    ``last.pt`` (an earlier state the packed weights do not continue) is removed, so
+    :func:`angio.zoo.reopen_run` rebuilds one from the packed weights when the run
+    should go on.
+    """
+    names = []
+    with tarfile.open(bundle) as outer:
+        for member in outer.getmembers():
+            if not (member.isfile() and member.name.endswith(".tgz") and "/" not in member.name):
+                raise SystemExit(f"{bundle}: unexpected member {member.name!r} (not a packed run)")
+            name = member.name[:-4]
+            run = Path(results_dir) / "zoo" / name
+            run.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=outer.extractfile(member)) as inner:
+                inner.extractall(run, filter="data")
+            (run / "last.pt").unlink(missing_ok=True)
+            names.append(name)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="+", help="zoo recipes to train side by side")
+    ap.add_argument("names", nargs="*", help="zoo recipes to train side by side")
+    ap.add_argument("--unpack", metavar="BUNDLE", help="unpack a zoo-runs.tgz into the results folder and stop")
     ap.add_argument("--deadline-s", type=float, default=480.0,
                     help="seconds from the script's start by which every training stops")
     ap.add_argument("--out", default=os.environ.get("OUT", "gpu-out"), help="folder for the packed runs")
     ap.add_argument("--results", default="results", help="results folder (runs and volume cache)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes that build volumes")
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                    help="processes that build volumes (default: the CPUs this process may use)")
     ap.add_argument("--smoke", action="store_true", help="tiny CPU-sized recipes, to try the script")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
@@ -196,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.results, args.deadline, args.smoke)
         return 0
+    if args.unpack:
+        for name in unpack(Path(args.unpack), args.results):
+            print(f"unpacked {name} into {Path(args.results) / 'zoo' / name}")
+        return 0
+    if not args.names:
+        ap.error("name at least one recipe")
     if args.smoke:
         _smoke_recipes(args.names)
     from angio import zoo
@@ -205,11 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown recipes {unknown}; available: {', '.join(sorted(zoo.RECIPES))}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    packs = Path(args.results) / "packs"
+    packs.mkdir(parents=True, exist_ok=True)
     deadline = time.time() - (time.monotonic() - STARTED) + args.deadline_s
     t = time.monotonic()
     n = warm_cache(args.names, args.results, args.smoke, args.workers)
     print(f"cache: {n} volumes in {time.monotonic() - t:.0f} s", flush=True)
-    env = dict(os.environ, PACK_DIR=str(out.resolve()),
+    env = dict(os.environ, PACK_DIR=str(packs.resolve()),
                INPUT_DEVICE=os.environ.get("INPUT_DEVICE") or projection_check(args.names[0], args.results))
     procs = {}
     for name in args.names:
@@ -237,9 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                              "train_s": rows[-1]["wall_time_s"]}
         except (OSError, ValueError, KeyError, IndexError):
             summary[name] = None
-        if not (out / f"{name}.tgz").exists():
-            pack(name, args.results, out)
+        if not (packs / f"{name}.tgz").exists():
+            pack(name, args.results, packs)
+    bundle = out / "zoo-runs.tgz"
+    with tarfile.open(bundle, "w") as tar:  # the parts are compressed already
+        for name in args.names:
+            tar.add(packs / f"{name}.tgz", arcname=f"{name}.tgz")
     print(json.dumps(summary, indent=1))
+    print(f"packed {len(args.names)} runs into {bundle}")
     print(f"total {time.monotonic() - STARTED:.0f} s")
     return 0 if all(c == 0 for c in codes.values()) else 1
 
