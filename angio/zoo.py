@@ -570,8 +570,17 @@ class ZooEntry:
         return settings.cache().get(case, self.spec, seed=settings.seed)
 
 
-def entries(folder: str | os.PathLike | None = None) -> dict[str, ZooEntry]:
-    """The shipped zoo entries ``{name: ZooEntry}`` (records read, weights not loaded)."""
+def entries(folder: str | os.PathLike | None = None, *, model: str | None = None) -> dict[str, ZooEntry]:
+    """The shipped zoo entries ``{name: ZooEntry}`` (records read, weights not loaded).
+
+    Parameters
+    ----------
+    folder : path-like, optional
+        Zoo folder (default :data:`ZOO_DIR`).
+    model : str, optional
+        Only the entries of this network (``"unet"``: the study's own models; ``"dae"``: the
+        paper's autoencoder, ``paper-*`` entries).
+    """
     folder = Path(folder) if folder is not None else ZOO_DIR
     out = {}
     for rec in sorted(folder.glob("*.json")):
@@ -579,6 +588,8 @@ def entries(folder: str | os.PathLike | None = None) -> dict[str, ZooEntry]:
             record = json.loads(rec.read_text())
         except ValueError as exc:
             raise InputError(f"{rec}: unreadable zoo record ({exc})") from exc
+        if model is not None and record["recipe"]["experiment"]["model"] != model:
+            continue
         spec = VolumeSpec(**record["recipe"]["settings"]["spec"])
         out[record["name"]] = ZooEntry(record["name"], record, folder / record["file"], spec)
     return out

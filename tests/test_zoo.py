@@ -127,9 +127,11 @@ def test_shipped_entry_matches_its_record(name, tmp_path):
     # the recipe that made it is the one shipped
     assert rec["recipe"] == json.loads(json.dumps(zoo.RECIPES[name].to_dict()))
     assert rec["training"]["epochs_run"] == len(rec["training"]["curve"]) > 0
-    dice = [r["val_dice"] for r in rec["training"]["curve"] if r.get("val_dice") is not None]
-    assert max(dice) == pytest.approx(
-        next(r["val_dice"] for r in rec["training"]["curve"] if r["epoch"] == rec["training"]["selected_epoch"]))
+    # the shipped epoch is the best validation epoch by the recipe's own measure
+    key = f"val_{zoo.RECIPES[name].select}"
+    curve = [r for r in rec["training"]["curve"] if r.get(key) is not None]
+    best = (min if key == "val_loss" else max)(r[key] for r in curve)
+    assert best == pytest.approx(next(r[key] for r in curve if r["epoch"] == rec["training"]["selected_epoch"]))
     recorded, measured = zoo.check_entry(name, results_dir=tmp_path)
     for m in ("dice", "iou", "mse", "mae", "accuracy"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
@@ -165,3 +167,55 @@ def test_default_model_prefers_the_geometry_of_the_views():
     assert zoo.default_model(3, "cone", shipped) == "unet-3view"  # no cone-beam 3-view model: the parallel one
     assert zoo.default_model(2, "cone", {"unet-biplane": None}) == "unet-biplane"
     assert zoo.default_model(5, "parallel", shipped) is None
+
+
+def _fake_entry(n_views, modality, rows):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(record={"test": {"rows": rows}}, spec=SimpleNamespace(modality=modality),
+                           experiment=SimpleNamespace(n_views=n_views))
+
+
+def _rows(target, ious, cases=("a", "b")):
+    return [{"case": c, "target": target, "iou": v, "dice": 2 * v / (1 + v), "mse": 0.01, "mae": 0.02,
+             "accuracy": 0.99, "cldice": v} for c, v in zip(cases, ious)]
+
+
+def test_table1_puts_the_mean_of_the_records_beside_every_paper_cell():
+    from angio import paper
+    from angio.study import zoo_tables
+
+    shipped = {"paper-cta-dae-2v": _fake_entry(2, "cta", _rows("otsu", [0.2, 0.4]) + _rows("exact", [0.0, 0.0])),
+               "paper-cta-dae-90v": _fake_entry(90, "cta", _rows("otsu", [0.5, 0.7])),
+               "paper-dae-2v": _fake_entry(2, "rotational", _rows("otsu", [0.1, 0.1]))}
+    t = zoo_tables.table1(shipped)
+    assert [(r["setting"], r["views"]) for r in t] == [("cta", 90), ("cta", 2), ("rotational", 2)]
+    assert t[0]["iou"] == pytest.approx(0.6) and t[0]["iou_std"] == pytest.approx(0.1)
+    assert t[1]["paper_iou"] == paper.TABLE1[2]["iou"]
+    assert t[1]["diff_iou"] == pytest.approx(0.3 - paper.TABLE1[2]["iou"])
+    assert t[0]["diff_mse"] == pytest.approx(0.01 - paper.TABLE1[90]["mse"])
+    assert t[2]["label"] == zoo_tables.SETTING_LABELS["rotational"]
+    exact = zoo_tables.table1(shipped, target="exact")
+    assert [(r["views"], r["iou"]) for r in exact] == [(2, 0.0)]
+    with pytest.raises(ValueError, match="target"):
+        zoo_tables.table1(shipped, target="vessels")
+
+
+def test_iou_margin_compares_on_the_same_trees():
+    from angio.study import zoo_tables
+
+    shipped = {"unet-biplane": _fake_entry(2, "rotational", _rows("exact", [0.5, 0.7])),
+               "paper-dae-2v": _fake_entry(2, "rotational", _rows("exact", [0.1, 0.2])),
+               "unet-3view": _fake_entry(3, "rotational", _rows("exact", [0.6, 0.6]))}  # no 3-view baseline
+    (row,) = zoo_tables.iou_margin(shipped, {2: "unet-biplane", 3: "unet-3view"})
+    assert row["views"] == 2 and row["margin"] == pytest.approx(0.6 - 0.15)
+    shipped["paper-dae-2v"] = _fake_entry(2, "rotational", _rows("exact", [0.1, 0.2], cases=("a", "z")))
+    with pytest.raises(ValueError, match="different trees"):
+        zoo_tables.iou_margin(shipped, {2: "unet-biplane"})
+
+
+def test_entries_filter_by_network():
+    unets, daes = zoo.entries(model="unet"), zoo.entries(model="dae")
+    assert zoo.DEFAULT_MODELS[2] in unets and not set(unets) & set(daes)
+    assert set(unets) | set(daes) == set(zoo.entries())
+    assert all(name.startswith("paper-") for name in daes)

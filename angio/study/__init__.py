@@ -12,6 +12,9 @@ One job per module:
     Models, classical baselines and the Otsu ground truth measured on cases, as metric rows.
 :mod:`~angio.study.tables`
     Metric tables on disk (JSON + CSV under ``results/metrics/``) and their means.
+:mod:`~angio.study.zoo_tables`
+    Tables read from the model zoo's records: the paper's Table 1 at the zoo's grid, and the
+    margin of the study's models over the paper's autoencoder.
 :mod:`~angio.study.performance`
     Projection timings shared with ``benchmarks/``, and the recorded benchmark results.
 :mod:`~angio.study.runner`, :mod:`~angio.study.book`

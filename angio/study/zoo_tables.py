@@ -1,0 +1,121 @@
+"""Tables of the model zoo's records: the paper's Table 1 at the zoo's grid, and margins.
+
+The zoo's records (``angio/_data/zoo/<name>.json``) hold each shipped entry's metrics on its
+held-out test trees, measured when the entry was published (:func:`angio.zoo.publish`) and
+re-checked on one tree by :func:`angio.zoo.check_entry`. These functions read those rows;
+they take the ``{name: ZooEntry}`` mapping of :func:`angio.zoo.entries` (any objects with
+``record``, ``spec`` and ``experiment`` will do) and return plain rows for
+:func:`angio.figures.table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from angio import paper
+from angio.study.tables import mean_table
+
+__all__ = ["SETTING_LABELS", "record_rows", "table1", "iou_margin"]
+
+#: How the book names the volume presets of the paper's entries.
+SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull", "rotational": "vessels only"}
+
+
+def record_rows(shipped: Mapping[str, Any]) -> list[dict]:
+    """Every recorded test row of ``shipped``, with the entry's ``setting`` and ``entry`` name.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Entries (see :func:`angio.zoo.entries`).
+
+    Returns
+    -------
+    list of dict
+        One row per (entry, test case, target): the metrics of :func:`angio.metrics.evaluate`
+        plus ``entry``, ``views``, ``target``, ``case`` and ``setting`` (the volume preset,
+        ``"cta"`` or ``"rotational"``).
+    """
+    rows = []
+    for name, entry in shipped.items():
+        for r in entry.record["test"]["rows"]:
+            rows.append(dict(r, entry=name, views=entry.experiment.n_views, setting=entry.spec.modality))
+    return rows
+
+
+def table1(shipped: Mapping[str, Any], *, target: str = "otsu",
+           settings: Sequence[str] = ("cta", "rotational")) -> list[dict]:
+    """The paper's Table 1 re-run: mean test metrics per setting and view count, beside the paper.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        The paper's autoencoder entries (``angio.zoo.entries(model="dae")``).
+    target : {"otsu", "exact"}
+        Ground truth the recorded metrics were computed against (the paper's is Otsu).
+    settings : sequence of str
+        Volume presets to include, in this order.
+
+    Returns
+    -------
+    list of dict
+        One row per (setting, views), views in decreasing order: ``setting``, ``label``,
+        ``views``, ``cases``, the mean and population sd of every metric, and for IoU, MSE
+        and MAE the paper's cell ``paper_<m>`` and ``diff_<m>`` (ours - paper; ``None``
+        where the paper has no such cell).
+    """
+    if target not in ("otsu", "exact"):
+        raise ValueError(f"target must be 'otsu' or 'exact', got {target!r}")
+    rows = [r for r in record_rows(shipped) if r["target"] == target]
+    out = []
+    for s in mean_table(rows, by=("setting", "views")):
+        if s["setting"] not in settings:
+            continue
+        cells = paper.beside(s, paper.TABLE1.get(s["views"], {}))
+        out.append(dict(s, label=SETTING_LABELS.get(s["setting"], s["setting"]), **cells))
+    order = {m: i for i, m in enumerate(settings)}
+    return sorted(out, key=lambda r: (order[r["setting"]], -r["views"]))
+
+
+def iou_margin(shipped: Mapping[str, Any], best: Mapping[int, str], *, baseline: str = "paper-dae-{n}v",
+               target: str = "exact") -> list[dict]:
+    """Mean test IoU of the best model at each view count minus the paper's autoencoder's.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        All shipped entries.
+    best : mapping of int to str
+        ``{views: entry}`` of the models to compare (e.g. :data:`angio.zoo.DEFAULT_MODELS`).
+    baseline : str
+        Name pattern of the paper's autoencoder entry at ``n`` views.
+    target : {"exact", "otsu"}
+        Ground truth of the compared metrics.
+
+    Returns
+    -------
+    list of dict
+        One row per view count where both entries are shipped: ``views``, ``model``,
+        ``baseline``, ``model_iou``, ``baseline_iou`` and ``margin`` (their difference),
+        means over the same test trees.
+
+    Raises
+    ------
+    ValueError
+        If the two entries were tested on different trees.
+    """
+    out = []
+    for n, name in sorted(best.items()):
+        base = baseline.format(n=n)
+        if name not in shipped or base not in shipped:
+            continue
+        means = {}
+        for key in (name, base):
+            rows = [r for r in shipped[key].record["test"]["rows"] if r["target"] == target]
+            means[key] = (sorted(r["case"] for r in rows), mean_table(rows, by=("target",))[0]["iou"])
+        if means[name][0] != means[base][0]:
+            raise ValueError(f"{name} and {base} were tested on different trees")
+        out.append({"views": n, "model": name, "baseline": base, "model_iou": means[name][1],
+                    "baseline_iou": means[base][1], "margin": means[name][1] - means[base][1]})
+    return out
