@@ -58,9 +58,8 @@ from angio.study import (
     training_dataset,
     validation_dataset,
 )
-from angio.study.experiments import _read_history
 from angio.train import export_checkpoint, fit, load_checkpoint
-from angio.train.checkpoint import resumable_from_export
+from angio.train.checkpoint import read_history, resumable_from_export
 from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "default_model", "ZOO_DIR", "train_recipe",
@@ -307,7 +306,7 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     session = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": _git_commit(),
-               "hardware": _hardware(), "first_epoch": len(_read_history(run_dir)["epochs"])}
+               "hardware": _hardware(), "first_epoch": len(read_history(run_dir)["epochs"])}
     train_set = training_dataset(exp, settings, train)
     session["data_s"] = time.perf_counter() - started
     history = fit(config, train_set, validation_dataset(exp, settings, val), resume=True, progress=progress,
@@ -334,7 +333,7 @@ def reopen_run(name: str, *, results_dir: str | os.PathLike = "results") -> Path
     _recipe(name)
     run_dir = Path(results_dir) / "zoo" / name
     return resumable_from_export(run_dir / "best.pt", run_dir / "last.pt",
-                                 notes=_read_history(run_dir).get("notes", []))
+                                 notes=read_history(run_dir).get("notes", []))
 
 
 def _sessions(run_dir: Path) -> list[dict[str, Any]] | None:

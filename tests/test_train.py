@@ -489,3 +489,16 @@ def test_an_exported_checkpoint_becomes_a_resumable_run_with_its_history_and_a_n
     assert [r["lr"] for r in history["epochs"]][2:] == [5e-3, 5e-3]
     assert history["notes"][0] == "trained elsewhere" and "Adam moments restarted" in history["notes"][1]
     assert json.loads((run / "history.json").read_text())["notes"] == history["notes"]
+
+
+def test_read_history_reads_what_write_logs_wrote_and_tolerates_a_missing_or_broken_file(tmp_path):
+    from angio.train.checkpoint import read_history, write_logs
+
+    assert read_history(tmp_path) == {"epochs": []}  # no run yet
+    history = {"epochs": [{"epoch": 0, "global_step": 3, "train_loss": 0.5}], "best_epoch": 0}
+    write_logs(tmp_path, history)
+    assert read_history(tmp_path) == history
+    (tmp_path / "history.json").write_text('{"epochs": "not a list"}')
+    assert read_history(tmp_path) == {"epochs": []}
+    (tmp_path / "history.json").write_text("{truncated")
+    assert read_history(tmp_path) == {"epochs": []}

@@ -29,6 +29,7 @@ import torch
 from angio.data import split_cases
 from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
+from angio.train.checkpoint import read_history
 
 __all__ = ["StudySettings", "Experiment", "Trained", "BIPLANE_EXPERIMENTS", "SMALL_UNET", "study_split", "train_config",
            "run_experiment", "training_dataset", "validation_dataset"]
@@ -269,7 +270,7 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     last = run_dir / "last.pt"
-    history = _read_history(run_dir)
+    history = read_history(run_dir)
     reused = last.exists() and len(history["epochs"]) >= settings.epochs
     if not reused:
         train, val, _ = study_split(settings)
@@ -279,14 +280,3 @@ def run_experiment(exp: Experiment, settings: StudySettings, *, force: bool = Fa
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else last
     model, _, info = load_checkpoint(chosen)
     return Trained(exp, model, history, run_dir, reused=reused, checkpoint=chosen, epoch=info.get("epoch"))
-
-
-def _read_history(run_dir: Path) -> dict:
-    """The run's ``history.json`` (no epochs when it is missing or unreadable)."""
-    try:
-        history = json.loads((run_dir / "history.json").read_text())
-        if isinstance(history.get("epochs"), list):
-            return history
-    except (OSError, ValueError, AttributeError):
-        pass
-    return {"epochs": []}

@@ -53,6 +53,7 @@ __all__ = [
     "init_weights",
     "load_checkpoint",
     "read_checkpoint",
+    "read_history",
     "remove_stale_temps",
     "restore_state",
     "resumable_from_export",
@@ -319,6 +320,21 @@ def remove_stale_temps(out_dir: Path) -> None:
         for stale in out_dir.glob(f".{name}.*{TEMP_SUFFIX}"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def read_history(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``history.json`` that :func:`write_logs` wrote into ``run_dir``.
+
+    Returns ``{"epochs": []}`` when the file is missing, unreadable or has no list of
+    epochs (a run that has not finished an epoch yet).
+    """
+    try:
+        history = json.loads((Path(run_dir) / "history.json").read_text())
+        if isinstance(history.get("epochs"), list):
+            return history
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"epochs": []}
 
 
 def write_logs(out_dir: Path, history: dict[str, Any]) -> None:
