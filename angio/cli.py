@@ -82,6 +82,7 @@ def _train_recipe(args) -> int:
 
 def cmd_zoo(args) -> int:
     from angio import zoo
+    from angio.errors import InputError
 
     if args.action == "list":
         for name, entry in zoo.entries().items():
@@ -93,6 +94,19 @@ def cmd_zoo(args) -> int:
                   f"test Dice (exact) {dice:.3f}, sha256 {rec['sha256'][:12]}")
         for name in sorted(set(zoo.RECIPES) - set(zoo.entries())):
             print(f"{name}: recipe only (not shipped): angio train --recipe {name}")
+        return 0
+    if args.action == "robustness":
+        from angio.zoo_robustness import record_robustness
+
+        path = record_robustness(args.name or zoo.DEFAULT_MODELS[2], args.cases, conditions=args.conditions,
+                                 results_dir=args.results)
+        print(f"recorded {path}")
+        return 0
+    if args.action == "publish":
+        if not args.name:
+            raise InputError("angio zoo publish needs the recipe's name (see `angio zoo list`)")
+        record = zoo.publish(args.name, results_dir=args.results)
+        print(f"published {record.with_suffix('.pt')} and {record}")
         return 0
     if args.action == "retrain":
         names = [args.name] if args.name else None
@@ -196,7 +210,9 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
         p.add_argument("--views", type=int, default=2, help="number of views over 0-90 degrees")
         p.add_argument("--modes", nargs="+", default=["sum"], choices=["sum", "min"], help="input channels")
         p.add_argument("--loss", default="focal", choices=["focal", "dice_bce", "bce"])
-        p.add_argument("--target", default="otsu", choices=["otsu", "exact"])
+        p.add_argument("--target", default="otsu", choices=["otsu", "exact", "otsu_window"],
+                       help="ground truth: the paper's Otsu mask, the exact vessel mask, or Otsu after the "
+                       "modality's vessel window (CTA: 100..600 HU)")
         p.add_argument("--epochs", type=int, help="override the profile's epochs")
 
 
@@ -224,12 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="the shipped models: list them, re-check one against its record, or "
-                       "retrain them from scratch with their recipes")
-    p.add_argument("action", choices=["list", "check", "retrain"])
-    p.add_argument("name", nargs="?", help="entry to check (default: the biplane model) or recipe to retrain "
-                   "(default: every shipped entry)")
+    p = sub.add_parser("zoo", help="the shipped models: list them, re-check one against its record, "
+                       "record its accuracy under acquisition errors, publish a trained run (e.g. one trained on a "
+                       "GPU) as it stands, or retrain them from scratch with their recipes")
+    p.add_argument("action", choices=["list", "check", "robustness", "publish", "retrain"])
+    p.add_argument("name", nargs="?", help="entry to check or to measure under acquisition errors (default: the "
+                   "biplane model), recipe to publish, or recipe to retrain (default: every shipped entry)")
     p.add_argument("--case", help="test case to re-evaluate (default: the first of the record)")
+    p.add_argument("--cases", nargs="+", help="with robustness: case ids (default: the entry's test cases)")
+    p.add_argument("--conditions", nargs="+", help="with robustness: acquisition conditions, by their labels in "
+                   "angio.robustness.CONDITIONS (default: all)")
     p.add_argument("--results", default="results", help="volume cache folder")
     p.set_defaults(func=cmd_zoo)
 

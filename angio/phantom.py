@@ -60,6 +60,9 @@ class Modality:
     unit: str = "a.u."
     window: tuple[float, float] = (0.0, 1.0)
     """Intensity range mapped to ``[0, 1]`` before projection (values outside are clipped)."""
+    vessel_window: tuple[float, float] | None = None
+    """Intensity range the ``"otsu_window"`` ground truth clips to before Otsu's threshold
+    (:meth:`angio.pipeline.CaseVolumes.target`); ``None``: no window (the same as ``"otsu"``)."""
 
     @property
     def has_bone(self) -> bool:
@@ -71,7 +74,8 @@ PRESETS: dict[str, Modality] = {
     "rotational": Modality("rotational", vessel=1.0, tissue=0.0, air=0.0,
                            psf_sigma_mm=0.3, noise_sigma=0.02),
     "cta": Modality("cta", vessel=400.0, tissue=35.0, air=-1000.0, bone=1200.0, skull_mm=6.0,
-                    psf_sigma_mm=0.35, noise_sigma=12.0, unit="HU", window=(-1000.0, 1500.0)),
+                    psf_sigma_mm=0.35, noise_sigma=12.0, unit="HU", window=(-1000.0, 1500.0),
+                    vessel_window=(100.0, 600.0)),
 }
 
 

@@ -39,10 +39,15 @@ from angio.segment import otsu_mask
 from angio.voxelize import DEFAULT_FOV_MM, Grid, voxelize_tree
 
 __all__ = ["VolumeSpec", "CaseVolumes", "build_case", "network_input", "inputs_from_projections", "VolumeCache",
-           "VesselDataset", "INPUT_MODES", "TARGETS", "case_seed"]
+           "VesselDataset", "INPUT_MODES", "TARGETS", "TRAINING_TARGETS", "case_seed"]
 
 INPUT_MODES = ("sum", "min")
+#: Ground truths every model is scored against by default.
 TARGETS = ("otsu", "exact")
+#: Ground truths a model can be trained for: :data:`TARGETS` and ``"otsu_window"``, Otsu's
+#: threshold of the volume clipped to the modality's vessel window (:class:`angio.phantom.Modality`;
+#: for CT angiography 100..600 HU, so that air, head and bone do not decide the threshold).
+TRAINING_TARGETS = (*TARGETS, "otsu_window")
 _CACHE_VERSION = 1
 
 
@@ -115,6 +120,7 @@ class CaseVolumes:
     spec: VolumeSpec
     grid: Grid
     transform: TreeTransform = field(default_factory=TreeTransform)
+    _windowed: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def unit_intensity(self) -> np.ndarray:
         """Intensity mapped to ``[0, 1]`` with the modality's display window, float32."""
@@ -122,9 +128,20 @@ class CaseVolumes:
         return to_unit_range(self.intensity, low=low, high=high)
 
     def target(self, kind: str = "otsu") -> np.ndarray:
-        """The ground-truth mask ``"otsu"`` (paper) or ``"exact"``."""
-        if kind not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {kind!r}")
+        """The ground-truth mask: ``"otsu"`` (paper), ``"exact"`` or ``"otsu_window"``.
+
+        ``"otsu_window"`` is Otsu's threshold of the intensity clipped to the modality's
+        ``vessel_window`` (:data:`angio.phantom.PRESETS`), computed on first use and kept;
+        where the modality has no such window it is the ``"otsu"`` mask.
+        """
+        if kind not in TRAINING_TARGETS:
+            raise ValueError(f"target must be one of {TRAINING_TARGETS}, got {kind!r}")
+        if kind == "otsu_window":
+            if self._windowed is None:
+                window = PRESETS[self.spec.modality].vessel_window
+                self._windowed = (self.otsu if window is None
+                                  else otsu_mask(np.clip(self.intensity, *window)))
+            return self._windowed
         return self.otsu if kind == "otsu" else self.exact
 
 
@@ -363,8 +380,8 @@ class VesselDataset(torch.utils.data.Dataset):
                  target: str = "otsu", variants: int = 0, cache: VolumeCache | None = None,
                  seed: int = 0, geometry: str = "parallel", samples_per_volume: int = 1,
                  resident: bool = False) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if target not in TRAINING_TARGETS:
+            raise ValueError(f"target must be one of {TRAINING_TARGETS}, got {target!r}")
         if geometry not in GEOMETRY_NAMES:
             raise ValueError(f"geometry must be one of {GEOMETRY_NAMES}, got {geometry!r}")
         self.geometry = geometry

@@ -52,7 +52,8 @@ def _smoke_recipes(names: list[str]) -> None:
 
     for name in names:
         r = zoo.RECIPES[name]
-        settings = replace(r.settings, spec=VolumeSpec(size=64, fov_mm=96.0, center="major"), patch_size=32,
+        spec = VolumeSpec(size=64, fov_mm=96.0, center="major", modality=r.settings.spec.modality)
+        settings = replace(r.settings, spec=spec, patch_size=32,
                            inference_patch=32, batch_size=2, samples_per_volume=2, variants=1,
                            max_train_cases=3, epochs=3, device="cpu", num_workers=1)
         zoo.RECIPES[name] = replace(r, settings=settings, init_from=None)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = history["epochs"]
             best = history.get("best_epoch")
             summary[name] = {"epochs": len(rows), "steps": rows[-1]["global_step"], "best_epoch": best,
-                             "best_val_dice": next((r["val_dice"] for r in rows if r["epoch"] == best), None),
+                             "val_dice_at_best": next((r["val_dice"] for r in rows if r["epoch"] == best), None),
                              "train_s": rows[-1]["wall_time_s"]}
         except (OSError, ValueError, KeyError, IndexError):
             summary[name] = None

@@ -351,6 +351,28 @@ def test_zoo_retrain_takes_every_recipe_or_one(monkeypatch, capsys, tmp_path):
     assert "published" in capsys.readouterr().out
 
 
+def test_zoo_publish_and_robustness_reach_the_zoo(monkeypatch, capsys, tmp_path):
+    from angio import zoo, zoo_robustness
+
+    calls = []
+    monkeypatch.setattr(zoo, "publish", lambda name, *, results_dir: calls.append(("publish", name, results_dir))
+                        or tmp_path / f"{name}.json")
+    monkeypatch.setattr(zoo_robustness, "record_robustness",
+                        lambda name, cases, *, conditions, results_dir: calls.append(
+                            ("robustness", name, cases, conditions, results_dir)) or tmp_path / "r.json")
+    assert cli.main(["zoo", "publish", "paper-cta-win-dae-2v", "--results", "r"]) == 0
+    assert cli.main(["zoo", "robustness", "unet-3view", "--cases", "BG001", "--conditions", "nominal",
+                     "doubled noise"]) == 0
+    assert cli.main(["zoo", "robustness"]) == 0
+    assert calls == [("publish", "paper-cta-win-dae-2v", "r"),
+                     ("robustness", "unet-3view", ["BG001"], ["nominal", "doubled noise"], "results"),
+                     ("robustness", zoo.DEFAULT_MODELS[2], None, None, "results")]
+    capsys.readouterr()
+    assert cli.main(["zoo", "publish"]) == 2  # which recipe? said in one line, no traceback
+    err = capsys.readouterr().err
+    assert "needs the recipe's name" in err and "Traceback" not in err
+
+
 def test_python_dash_m_angio_is_the_angio_command():
     # the Makefile's `make study RETRAIN=1` runs `python -m angio zoo retrain`
     import subprocess

@@ -117,3 +117,23 @@ def test_samples_per_volume_and_resident_items_match_the_computed_ones(tmp_path)
         VesselDataset(["BG001"], SPEC, 2, samples_per_volume=0)
     lazy = VesselDataset(["BG001"], SPEC, 2, cache=VolumeCache(tmp_path), resident=True)
     assert not lazy._store and lazy[0]["input"].dtype == torch.float16 and set(lazy._store) == {("BG001", 0)}
+
+
+def test_windowed_otsu_target_thresholds_the_vessel_window():
+    from angio.phantom import PRESETS
+    from angio.segment import otsu_mask
+
+    v = build_case("BG001", VolumeSpec(size=48, modality="cta"))
+    low, high = PRESETS["cta"].vessel_window
+    win = v.target("otsu_window")
+    np.testing.assert_array_equal(win, otsu_mask(np.clip(v.intensity, low, high)))
+    assert v.target("otsu_window") is win  # computed once
+    # the window keeps the threshold between brain and contrast: no air, a smaller mask than
+    # the raw-HU Otsu, and every windowed voxel is at least brain-bright
+    assert 0 < win.sum() < v.otsu.sum() and v.intensity[win].min() > PRESETS["cta"].tissue
+    rot = build_case("BG001", VolumeSpec(size=48))
+    assert rot.target("otsu_window") is rot.otsu  # no vessel window: the paper's mask
+    with pytest.raises(ValueError, match="target must be one of"):
+        v.target("windowed")
+    ds = VesselDataset(["BG001"], VolumeSpec(size=48, modality="cta"), 2, target="otsu_window")
+    np.testing.assert_array_equal(ds[0]["target"][0].numpy() > 0.5, win)

@@ -9,19 +9,6 @@ import pytest
 
 import angio
 from angio import zoo
-from angio.pipeline import VolumeSpec
-from angio.study import Experiment, StudySettings
-
-
-@pytest.fixture()
-def tiny_recipe(monkeypatch):
-    settings = StudySettings(spec=VolumeSpec(size=32, fov_mm=96.0, center="major"), epochs=3, variants=1,
-                             n_test=2, n_val=1, max_train_cases=2, max_steps_per_epoch=2, output_prior=0.005)
-    recipe = zoo.Recipe("tiny", "tiny test recipe", Experiment("unet", 2, ("sum", "min"), loss="dice_bce",
-                        target="exact", model_kwargs=(("base_channels", 4), ("depth", 2), ("norm", "instance"))),
-                        replace(settings, inference_patch=16), patience=1, val_every=1)
-    monkeypatch.setitem(zoo.RECIPES, "tiny", recipe)
-    return recipe
 
 
 def test_recipe_trains_publishes_and_reloads(tmp_path, tiny_recipe):
@@ -169,11 +156,11 @@ def test_default_model_prefers_the_geometry_of_the_views():
     assert zoo.default_model(5, "parallel", shipped) is None
 
 
-def _fake_entry(n_views, modality, rows):
+def _fake_entry(n_views, modality, rows, target="otsu"):
     from types import SimpleNamespace
 
     return SimpleNamespace(record={"test": {"rows": rows}}, spec=SimpleNamespace(modality=modality),
-                           experiment=SimpleNamespace(n_views=n_views))
+                           experiment=SimpleNamespace(n_views=n_views, target=target))
 
 
 def _rows(target, ious, cases=("a", "b")):
@@ -197,6 +184,13 @@ def test_table1_puts_the_mean_of_the_records_beside_every_paper_cell():
     assert t[2]["label"] == zoo_tables.SETTING_LABELS["rotational"]
     exact = zoo_tables.table1(shipped, target="exact")
     assert [(r["views"], r["iou"]) for r in exact] == [(2, 0.0)]
+    # an entry trained for the windowed Otsu mask is its own setting, scored against that mask
+    shipped["paper-cta-win-dae-2v"] = _fake_entry(
+        2, "cta", _rows("otsu", [0.9, 0.9]) + _rows("otsu_window", [0.3, 0.5]), target="otsu_window")
+    t = zoo_tables.table1(shipped)
+    assert [(r["setting"], r["views"]) for r in t] == [("cta", 90), ("cta", 2), ("cta-window", 2),
+                                                       ("rotational", 2)]
+    assert t[2]["iou"] == pytest.approx(0.4) and t[2]["label"] == zoo_tables.SETTING_LABELS["cta-window"]
     with pytest.raises(ValueError, match="target"):
         zoo_tables.table1(shipped, target="vessels")
 
@@ -219,3 +213,19 @@ def test_entries_filter_by_network():
     assert zoo.DEFAULT_MODELS[2] in unets and not set(unets) & set(daes)
     assert set(unets) | set(daes) == set(zoo.entries())
     assert all(name.startswith("paper-") for name in daes)
+
+
+def test_training_rows_read_each_record():
+    from angio.study import zoo_tables
+
+    shipped = zoo.entries()
+    rows = {r["entry"]: r for r in zoo_tables.training_rows(shipped)}
+    assert set(rows) == set(shipped)
+    for name, row in rows.items():
+        t = shipped[name].record["training"]
+        assert row["selected"] == t["selected_epoch"] + 1 <= row["epochs"] == t["epochs_run"]
+        assert row["hours"] == pytest.approx(t["wall_time_s"] / 3600)
+        assert row["stopped"] == ("patience" if t["stopped_by_patience"] else "time")
+        assert shipped[name].record["sha256"].startswith(row["sha256"]) and len(row["sha256"]) == 12
+    assert rows["unet-biplane"]["grid"] == "192³ × 0.5 mm" and rows["unet-biplane"]["views"] == 2
+    assert rows["paper-cta-dae-90v"]["setting"] == zoo_tables.SETTING_LABELS["cta"]

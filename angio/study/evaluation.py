@@ -44,8 +44,11 @@ def case_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], setting
 
 
 def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
-                   targets: Sequence[str] = TARGETS, keep: bool = False) -> tuple[list[dict], dict]:
+                   targets: Sequence[str] | None = None, keep: bool = False) -> tuple[list[dict], dict]:
     """Metrics of a trained model on cases (unaugmented), against each ground truth.
+
+    ``targets`` defaults to :data:`angio.pipeline.TARGETS` plus the model's own training
+    target where that is another one (``"otsu_window"``).
 
     Returns
     -------
@@ -56,6 +59,8 @@ def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[st
         ``{case: probability volume}`` when ``keep`` is true, else empty.
     """
     exp = trained.experiment
+    if targets is None:
+        targets = TARGETS + ((exp.target,) if exp.target not in TARGETS else ())
     cache = settings.cache()
     rows, kept = [], {}
     for case in cases:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from angio.data import split_cases
-from angio.pipeline import TARGETS, VesselDataset, VolumeCache, VolumeSpec
+from angio.pipeline import TRAINING_TARGETS, VesselDataset, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 from angio.train.checkpoint import read_history
 
@@ -143,8 +143,8 @@ class Experiment:
     model_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.target not in TRAINING_TARGETS:
+            raise ValueError(f"target must be one of {TRAINING_TARGETS}, got {self.target!r}")
         object.__setattr__(self, "modes", tuple(self.modes))
         if isinstance(self.model_kwargs, dict):
             object.__setattr__(self, "model_kwargs", tuple(sorted(self.model_kwargs.items())))

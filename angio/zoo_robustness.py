@@ -1,0 +1,209 @@
+"""Recorded robustness evaluations of zoo entries: acquisition errors, measured once, re-checked.
+
+How a shipped model holds up when the C-arm is miscalibrated (:mod:`angio.robustness`) costs
+one 192³ prediction per test tree and acquisition condition: nine conditions on five trees
+are 45 predictions, three quarters of an hour on two CPU cores. Like the entries' test
+metrics, these are measured once, with the shipped weights, by code
+(:func:`record_robustness`, command line ``angio zoo robustness NAME``), and written beside
+the entry as ``angio/_data/zoo/robustness/<name>.json``:
+
+- ``entry`` and ``entry_sha256``: the entry and the sha256 of the weights that were measured
+  (a record whose weights have since changed is refused as stale);
+- ``conditions``: each condition's label and its :class:`~angio.robustness.Acquisition`;
+- ``cases`` and ``rows``: per (condition, case) Dice and IoU against the exact mask;
+- ``wall_s``, ``evaluated_on`` (hardware and library versions), ``commit`` and ``made``.
+
+:func:`check_robustness` re-measures one row live, so a reader (and the slow test) can see
+that the record still describes the shipped weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from angio.atomic import atomic_write_text
+from angio.errors import InputError
+from angio.robustness import CONDITIONS, Acquisition
+
+__all__ = ["ROBUSTNESS_DIR", "record_robustness", "read_robustness", "check_robustness", "recorded_rows"]
+
+#: Folder of the recorded evaluations (beside the entries' records; not an entry itself).
+ROBUSTNESS_DIR = Path(__file__).resolve().parent / "_data" / "zoo" / "robustness"
+
+
+def _folders(folder, out_dir) -> tuple[Path | None, Path]:
+    from angio.zoo import ZOO_DIR
+
+    zoo_folder = Path(folder) if folder is not None else None
+    if out_dir is not None:
+        return zoo_folder, Path(out_dir)
+    return zoo_folder, (zoo_folder or ZOO_DIR) / "robustness"
+
+
+def _conditions(labels: Sequence[str] | None) -> dict[str, Acquisition]:
+    if labels is None:
+        return dict(CONDITIONS)
+    unknown = [c for c in labels if c not in CONDITIONS]
+    if unknown:
+        raise InputError(f"unknown acquisition condition(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(map(repr, CONDITIONS))}")
+    if not labels:
+        raise InputError("no acquisition condition given")
+    return {c: CONDITIONS[c] for c in labels}
+
+
+def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditions: Sequence[str] | None = None,
+                      results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
+                      out_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
+    """Measure a shipped entry under acquisition conditions and write the record.
+
+    Parameters
+    ----------
+    name : str
+        Zoo entry.
+    cases : sequence of str, optional
+        Case ids (default: the entry's test cases).
+    conditions : sequence of str, optional
+        Labels of :data:`angio.robustness.CONDITIONS` (default: all of them, in that order).
+    results_dir : path-like
+        Volume cache root.
+    folder : path-like, optional
+        Zoo folder holding the entry (default :data:`angio.zoo.ZOO_DIR`).
+    out_dir : path-like, optional
+        Where the record goes (default: ``robustness/`` in the zoo folder).
+    log : callable
+        Progress messages.
+
+    Returns
+    -------
+    pathlib.Path
+        The record ``<out_dir>/<name>.json`` (written atomically once every row is measured).
+    """
+    from angio.zoo import _git_commit, _hardware, entries, evaluate_entry
+
+    zoo_folder, out = _folders(folder, out_dir)
+    chosen = _conditions(conditions)
+    found = entries(zoo_folder)
+    if name not in found:
+        raise InputError(f"no zoo entry {name!r}; shipped: {', '.join(sorted(found)) or 'none'}")
+    entry = found[name]
+    cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
+    rows = []
+    t0 = time.perf_counter()
+    for label, acq in chosen.items():
+        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
+                                 overlap_only=True, folder=zoo_folder)
+        rows += [dict(r, condition=label) for r in part]
+        log(f"[robustness] {name} {label}: Dice " + ", ".join(f"{r['dice']:.3f}" for r in part))
+    record = {
+        "entry": name,
+        "entry_sha256": entry.record["sha256"],
+        "conditions": {label: asdict(acq) for label, acq in chosen.items()},
+        "cases": cases,
+        "target": "exact",
+        "rows": rows,
+        "wall_s": time.perf_counter() - t0,
+        "evaluated_on": _hardware(),
+        "commit": _git_commit(),
+        "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    atomic_write_text(path, json.dumps(record, indent=1, default=float))
+    return path
+
+
+def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
+                    robustness_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The robustness record of a shipped entry, checked against the entry and the conditions.
+
+    Parameters
+    ----------
+    name : str
+        Zoo entry.
+    folder : path-like, optional
+        Zoo folder holding the entry (default :data:`angio.zoo.ZOO_DIR`).
+    robustness_dir : path-like, optional
+        Folder of the records (default: ``robustness/`` in the zoo folder).
+
+    Raises
+    ------
+    angio.InputError
+        If the record is missing or unreadable, was measured with other weights than the
+        entry's (stale), or a condition's acquisition differs from
+        :data:`angio.robustness.CONDITIONS` of this version; the message names the file and
+        the command that remakes it.
+    """
+    from angio.zoo import entries
+
+    zoo_folder, out = _folders(folder, robustness_dir)
+    path = out / f"{name}.json"
+    remake = f"`angio zoo robustness {name}` remakes it"
+    if not path.exists():
+        raise InputError(f"{path}: no robustness record of zoo entry {name!r}; {remake}")
+    try:
+        record = json.loads(path.read_text())
+        rows, conds, digest = record["rows"], record["conditions"], record["entry_sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable robustness record ({exc!r}); {remake}") from exc
+    found = entries(zoo_folder)
+    if name not in found:
+        raise InputError(f"{path}: zoo entry {name!r} is not shipped")
+    if digest != found[name].record["sha256"]:
+        raise InputError(f"{path}: stale, measured with weights {digest[:12]}... but {name} ships "
+                         f"{found[name].record['sha256'][:12]}...; {remake}")
+    for label, params in conds.items():
+        if label not in CONDITIONS or asdict(CONDITIONS[label]) != params:
+            raise InputError(f"{path}: condition {label!r} is not the acquisition this version calls by that "
+                             f"name; {remake}")
+    if not rows:
+        raise InputError(f"{path}: the record holds no rows; {remake}")
+    return record
+
+
+def recorded_rows(names: Sequence[str] | Mapping[str, Any], **kwargs) -> list[dict]:
+    """The recorded rows of several entries, each with ``model`` (the entry's name).
+
+    ``kwargs`` go to :func:`read_robustness`.
+    """
+    out = []
+    for name in names:
+        out += [dict(r, model=name) for r in read_robustness(name, **kwargs)["rows"]]
+    return out
+
+
+def check_robustness(name: str, condition: str | None = None, case: str | None = None, *,
+                     results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
+                     robustness_dir: str | os.PathLike | None = None) -> tuple[dict, dict]:
+    """Re-measure one recorded row live: ``(recorded_row, measured_row)``.
+
+    Parameters
+    ----------
+    name : str
+        Zoo entry.
+    condition, case : str, optional
+        The row (default: the record's last condition and first case).
+    results_dir : path-like
+        Volume cache root.
+    folder, robustness_dir : path-like, optional
+        As for :func:`read_robustness`.
+    """
+    from angio.zoo import evaluate_entry
+
+    record = read_robustness(name, folder=folder, robustness_dir=robustness_dir)
+    condition = condition if condition is not None else list(record["conditions"])[-1]
+    case = case if case is not None else record["cases"][0]
+    matches = [r for r in record["rows"] if r["condition"] == condition and r["case"] == case]
+    if not matches:
+        raise InputError(f"the robustness record of {name} has no row for condition {condition!r} on {case!r}")
+    acq = Acquisition(**record["conditions"][condition])
+    measured, _ = evaluate_entry(name, [case], results_dir=results_dir, acquisition=acq, targets=("exact",),
+                                 overlap_only=True, folder=folder)
+    return matches[0], dict(measured[0], condition=condition)
