@@ -1,0 +1,80 @@
+"""Recorded robustness evaluations: measured with the shipped weights, refused when stale, re-checkable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import angio
+from angio import zoo
+from angio.robustness import CONDITIONS
+from angio.zoo_robustness import check_robustness, read_robustness, record_robustness, recorded_rows
+
+TWO = ["nominal", "views off by +5 deg"]
+
+
+def test_record_read_and_recheck_round_trip(tmp_path, tiny_recipe):
+    results, out = tmp_path / "results", tmp_path / "zoo"
+    zoo.train_recipe("tiny", results_dir=results, progress=False)
+    zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None)
+    case = json.loads((out / "tiny.json").read_text())["test"]["cases"][0]
+    path = record_robustness("tiny", [case], conditions=TWO, results_dir=results, folder=out, log=lambda s: None)
+    assert path == out / "robustness" / "tiny.json"
+    assert not zoo.entries(out).keys() - {"tiny"}  # the record is not mistaken for an entry
+    record = read_robustness("tiny", folder=out)
+    assert list(record["conditions"]) == TWO and record["cases"] == [case]
+    assert [(r["condition"], r["case"], r["target"]) for r in record["rows"]] == [(c, case, "exact") for c in TWO]
+    assert all(0.0 <= r["dice"] <= 1.0 and r["iou"] <= r["dice"] + 1e-12 for r in record["rows"])
+    # the nominal row is the entry's own recorded test metric on that case
+    test_row = next(r for r in json.loads((out / "tiny.json").read_text())["test"]["rows"]
+                    if r["case"] == case and r["target"] == "exact")
+    assert record["rows"][0]["dice"] == pytest.approx(test_row["dice"], abs=1e-6)
+    recorded, measured = check_robustness("tiny", "views off by +5 deg", results_dir=results, folder=out)
+    assert abs(recorded["dice"] - measured["dice"]) <= 1e-4 and abs(recorded["iou"] - measured["iou"]) <= 1e-4
+    assert [r["model"] for r in recorded_rows(["tiny"], folder=out)] == ["tiny", "tiny"]
+
+    # stale weights, a redefined condition, an empty or unreadable record: refused, naming the file
+    good = path.read_text()
+    path.write_text(good.replace(record["entry_sha256"], "0" * 64))
+    with pytest.raises(angio.InputError, match=r"tiny\.json: stale.*angio zoo robustness tiny"):
+        read_robustness("tiny", folder=out)
+    changed = json.loads(good)
+    changed["conditions"]["views off by +5 deg"]["angle_error_deg"] = 4.0
+    path.write_text(json.dumps(changed))
+    with pytest.raises(angio.InputError, match="condition 'views off by \\+5 deg'"):
+        read_robustness("tiny", folder=out)
+    path.write_text("{not json")
+    with pytest.raises(angio.InputError, match="unreadable robustness record"):
+        read_robustness("tiny", folder=out)
+    path.unlink()
+    with pytest.raises(angio.InputError, match="no robustness record"):
+        read_robustness("tiny", folder=out)
+
+
+def test_unknown_condition_or_entry_is_refused(tmp_path):
+    with pytest.raises(angio.InputError, match="unknown acquisition condition.*'tilted'"):
+        record_robustness("unet-biplane", conditions=["tilted"], results_dir=tmp_path, out_dir=tmp_path)
+    with pytest.raises(angio.InputError, match="no zoo entry 'nope'"):
+        record_robustness("nope", results_dir=tmp_path, out_dir=tmp_path)
+    assert not list(tmp_path.glob("*.json"))  # nothing written
+
+
+SHIPPED = {zoo.DEFAULT_MODELS[2]: list(CONDITIONS), zoo.CONE_MODELS[2]: ["nominal", "cone beam (750/1100 mm)"]}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_records_describe_the_shipped_weights(name):
+    record = read_robustness(name)  # raises when stale
+    entry = zoo.entries()[name]
+    assert record["cases"] == entry.record["test"]["cases"]  # every held-out test tree
+    assert list(record["conditions"]) == SHIPPED[name]
+    assert len(record["rows"]) == len(record["cases"]) * len(record["conditions"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_record_reproduces_one_row(name, tmp_path):
+    recorded, measured = check_robustness(name, results_dir=tmp_path)
+    for m in ("dice", "iou"):
+        assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
