@@ -571,6 +571,13 @@ class ZooEntry:
         """The entry's study settings with its volume cache and tables under ``results_dir``."""
         return replace(self.settings, results_dir=str(results_dir))
 
+    def test_row(self, case: str, target: str = "exact") -> dict[str, Any]:
+        """The recorded test metrics of ``case`` against ``target`` (the record's ``test.rows``)."""
+        for r in self.record["test"]["rows"]:
+            if r["case"] == case and r["target"] == target:
+                return r
+        raise InputError(f"the record of {self.name} has no test row for {case!r} against {target!r}")
+
     def volumes(self, case: str, results_dir: str | os.PathLike = "results"):
         """The :class:`~angio.pipeline.CaseVolumes` of ``case`` on the entry's grid (cached)."""
         settings = self.settings_in(results_dir)
@@ -628,8 +635,7 @@ def check_entry(name: str, case: str | None = None, *, results_dir: str | os.Pat
     case = case or entry.record["test"]["cases"][0]
     trained = Trained(entry.experiment, model, {}, entry.checkpoint.parent, reused=True)
     rows, _ = evaluate_model(trained, settings, [case], targets=("exact",))
-    recorded = next(r for r in entry.record["test"]["rows"] if r["case"] == case and r["target"] == "exact")
-    return recorded, rows[0]
+    return entry.test_row(case), rows[0]
 
 
 #: Quality targets against the exact mask on held-out trees, per number of views (issue #8,
@@ -698,19 +704,23 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
 
 
 def robustness_table(name: str, cases: list[str] | None = None, *, conditions=None,
-                     results_dir: str | os.PathLike = "results") -> list[dict]:
+                     results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
+                     log: Callable[[str], None] | None = None) -> list[dict]:
     """Per-case Dice and IoU (exact mask) of an entry under each acquisition condition.
 
     ``conditions`` defaults to :data:`angio.robustness.CONDITIONS`; each row gets a
-    ``condition`` label.
+    ``condition`` label. ``folder`` is the zoo folder holding the entry; ``log``, when
+    given, receives one line per condition as it is measured.
     """
     from angio.robustness import CONDITIONS
 
     rows = []
     for label, acq in (conditions or CONDITIONS).items():
         part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
-                                 overlap_only=True)
+                                 overlap_only=True, folder=folder)
         rows += [dict(r, condition=label) for r in part]
+        if log is not None:
+            log(f"[robustness] {name} {label}: Dice " + ", ".join(f"{r['dice']:.3f}" for r in part))
     return rows
 
 

@@ -86,7 +86,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     pathlib.Path
         The record ``<out_dir>/<name>.json`` (written atomically once every row is measured).
     """
-    from angio.zoo import _git_commit, _hardware, entries, evaluate_entry
+    from angio.zoo import _git_commit, _hardware, entries, robustness_table
 
     zoo_folder, out = _folders(folder, out_dir)
     chosen = _conditions(conditions)
@@ -95,13 +95,8 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         raise InputError(f"no zoo entry {name!r}; shipped: {', '.join(sorted(found)) or 'none'}")
     entry = found[name]
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
-    rows = []
     t0 = time.perf_counter()
-    for label, acq in chosen.items():
-        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
-                                 overlap_only=True, folder=zoo_folder)
-        rows += [dict(r, condition=label) for r in part]
-        log(f"[robustness] {name} {label}: Dice " + ", ".join(f"{r['dice']:.3f}" for r in part))
+    rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log)
     record = {
         "entry": name,
         "entry_sha256": entry.record["sha256"],
