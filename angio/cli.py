@@ -99,7 +99,7 @@ def cmd_zoo(args) -> int:
         from angio.zoo_robustness import record_robustness
 
         path = record_robustness(args.name or zoo.DEFAULT_MODELS[2], args.cases, conditions=args.conditions,
-                                 results_dir=args.results)
+                                 results_dir=args.results, add=args.add)
         print(f"recorded {path}")
         return 0
     if args.action == "publish":
@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", nargs="+", help="with robustness: case ids (default: the entry's test cases)")
     p.add_argument("--conditions", nargs="+", help="with robustness: acquisition conditions, by their labels in "
                    "angio.robustness.CONDITIONS (default: all)")
+    p.add_argument("--add", action="store_true", help="with robustness: measure only --conditions into the "
+                   "entry's existing record, keeping its other rows")
     p.add_argument("--results", default="results", help="volume cache folder")
     p.set_defaults(func=cmd_zoo)
 

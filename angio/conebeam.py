@@ -248,7 +248,7 @@ def cone_mip(volume, geometries: Sequence[CArmGeometry], *, spacing_mm: float, s
 
 
 def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spacing_mm: float,
-                     mode: str = "sum", normalize: bool = True,
+                     mode: str = "sum", normalize: bool = True, require_all_views: bool = False,
                      device: str | torch.device | None = None) -> np.ndarray:
     """Back-project detector images into an ``N^3`` volume (sum or min over the views).
 
@@ -270,6 +270,20 @@ def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spac
         How views combine.
     normalize : bool
         Rescale the result linearly to ``[0, 1]``.
+    require_all_views : bool
+        Keep only the voxels that every view sees (the acquisition's common field of view)
+        and set the others to 0 before normalizing. A cone's rays diverge, so near the
+        source a view misses the edges of a volume that its detector covers at the
+        isocentre; left in, those voxels hold a single view's values and look like bright
+        slabs to a model trained on parallel rays (where two orthogonal views see every
+        voxel).
+    device : str or torch.device, optional
+        Where to compute (default: the CPU).
+
+    Returns
+    -------
+    ndarray, shape (N, N, N), float32
+        ``B[z, y, x]``.
     """
     if mode not in ("sum", "min"):
         raise ValueError(f"mode must be 'sum' or 'min', got {mode!r}")
@@ -284,6 +298,7 @@ def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spac
     pts = torch.stack([xx, yy, zz], dim=-1)  # (N, N, N, 3) as (x, y, z)
     acc = torch.full((n, n, n), 0.0 if mode == "sum" else math.inf, dtype=torch.float32, device=device)
     seen = torch.zeros((n, n, n), dtype=torch.bool, device=device)
+    everywhere = torch.ones((n, n, n), dtype=torch.bool, device=device)
     for img, g in zip(imgs, geometries):
         r, e_u, e_v = (torch.as_tensor(a, device=device) for a in g.frame())
         m = 1.0 if g.is_parallel else g.source_detector_mm / (g.source_isocenter_mm + pts @ r)
@@ -299,8 +314,9 @@ def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spac
         else:
             acc = torch.where(inside, torch.minimum(acc, value), acc)
         seen |= inside
-    if mode == "min":
-        acc = torch.where(seen, acc, torch.zeros_like(acc))
+        everywhere &= inside
+    if mode == "min" or require_all_views:
+        acc = torch.where(everywhere if require_all_views else seen, acc, torch.zeros_like(acc))
     if normalize:
         lo, hi = acc.min(), acc.max()
         acc = (acc - lo) / (hi - lo) if hi > lo else torch.zeros_like(acc)

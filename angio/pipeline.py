@@ -38,8 +38,9 @@ from angio.projection import backproject, mip, view_angles
 from angio.segment import otsu_mask
 from angio.voxelize import DEFAULT_FOV_MM, Grid, voxelize_tree
 
-__all__ = ["VolumeSpec", "CaseVolumes", "build_case", "network_input", "inputs_from_projections", "VolumeCache",
-           "VesselDataset", "INPUT_MODES", "TARGETS", "TRAINING_TARGETS", "case_seed"]
+__all__ = ["VolumeSpec", "CaseVolumes", "build_case", "network_input", "inputs_from_projections",
+           "inputs_from_cone_views", "VolumeCache", "VesselDataset", "INPUT_MODES", "TARGETS",
+           "TRAINING_TARGETS", "case_seed"]
 
 INPUT_MODES = ("sum", "min")
 #: Ground truths every model is scored against by default.
@@ -256,6 +257,46 @@ def inputs_from_projections(projections: np.ndarray | torch.Tensor, angles, *,
     return np.stack([np.asarray(backproject(projections, angles, mode=m, device=device)) for m in modes])
 
 
+def inputs_from_cone_views(images: np.ndarray, geometries, n: int, *, spacing_mm: float,
+                           modes: tuple[str, ...] = ("sum",),
+                           device: str | torch.device | None = None) -> np.ndarray:
+    """Network inputs from cone-beam views, back-projected along their own diverging rays.
+
+    The cone-beam counterpart of :func:`inputs_from_projections`: each detector image is
+    smeared back along the rays from the source through its pixels
+    (:func:`angio.conebeam.cone_backproject`), so every vessel lies inside the back-projected
+    hull at its true depth, instead of being demagnified to the isocentre plane and smeared
+    along parallel rays. Only the voxels every view sees keep a value (``require_all_views``).
+
+    Parameters
+    ----------
+    images : ndarray, shape (n_views, rows, cols)
+        Detector images in ``[0, 1]``, row 0 at the bottom (:func:`angio.conebeam.cone_mip`).
+    geometries : sequence of angio.conebeam.CArmGeometry
+        One per image.
+    n : int
+        Volume size ``N``.
+    spacing_mm : float
+        Voxel size in mm.
+    modes : tuple of {"sum", "min"}
+        Back-projections to stack as channels, in this order.
+    device : str or torch.device, optional
+        Where to compute.
+
+    Returns
+    -------
+    ndarray, shape (len(modes), N, N, N), float32
+        Each channel normalized to ``[0, 1]``.
+    """
+    from angio.conebeam import cone_backproject
+
+    bad = [m for m in modes if m not in INPUT_MODES]
+    if not modes or bad:
+        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+    return np.stack([cone_backproject(images, geometries, n, spacing_mm=spacing_mm, mode=m,
+                                      require_all_views=True, device=device) for m in modes])
+
+
 class VolumeCache:
     """Compressed on-disk cache of :class:`CaseVolumes`, keyed by spec, case, variant, seed.
 
@@ -326,7 +367,7 @@ def _load_volumes(path: Path, spec: VolumeSpec) -> CaseVolumes:
 
 
 #: Names of the acquisition geometries (:data:`angio.robustness.GEOMETRIES`).
-GEOMETRY_NAMES = ("parallel", "cone")
+GEOMETRY_NAMES = ("parallel", "cone", "cone-rays")
 
 
 class VesselDataset(torch.utils.data.Dataset):
@@ -355,10 +396,12 @@ class VesselDataset(torch.utils.data.Dataset):
         Where volumes come from (default: in memory, no disk).
     seed : int
         Seed of augmentation, noise and variant choice.
-    geometry : {"parallel", "cone"}
+    geometry : {"parallel", "cone", "cone-rays"}
         How the views are acquired (:data:`angio.robustness.GEOMETRIES`): parallel rays, or
-        a clinical cone-beam C-arm demagnified to the isocentre (its views are computed
-        once per case and variant and kept in memory: a few hundred kB each).
+        a clinical cone-beam C-arm, demagnified to the isocentre (``"cone"``; its views are
+        computed once per case and variant and kept in memory: a few hundred kB each) or
+        back-projected along its own rays (``"cone-rays"``; best with ``resident``, since
+        each input costs a cone-beam MIP and back-projection).
 
     samples_per_volume : int
         Items per case and epoch (``len = len(cases) * samples_per_volume``); item ``i``
@@ -443,7 +486,11 @@ class VesselDataset(torch.utils.data.Dataset):
         """The ``(C, N, N, N)`` network input of ``vols`` in this data set's geometry."""
         if self.geometry == "parallel":
             return network_input(vols.unit_intensity(), self.n_views, modes=self.modes, device=device)
-        from angio.robustness import GEOMETRIES, acquired_projections
+        from angio.robustness import GEOMETRIES, acquired_inputs, acquired_projections
+
+        if GEOMETRIES[self.geometry].cone_rays:
+            return acquired_inputs(vols, self.n_views, self.modes, GEOMETRIES[self.geometry], seed=self.seed,
+                                   device=device)
 
         key = (vols.case, vols.variant)
         if key not in self._views:

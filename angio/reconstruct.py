@@ -38,7 +38,7 @@ from angio.atomic import atomic_folder
 from angio.errors import InputError
 
 __all__ = ["read_images", "prepare_projections", "reconstruct", "reconstruct_xa", "write_outputs", "is_xa",
-           "xa_projections",
+           "xa_views",
            "Reconstruction", "ANGLE_TOLERANCE_DEG"]
 
 ANGLE_TOLERANCE_DEG = 1.0
@@ -181,42 +181,59 @@ def is_xa(path: str | os.PathLike) -> bool:
     return "PositionerPrimaryAngle" in ds or str(ds.get("Modality", "")) == "XA"
 
 
-def xa_projections(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame: int | None = None,
-                   subtract: bool | None = None, vessels: str = "auto",
-                   **geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Views of XA files as a parallel-beam model sees them: ``(projections, angles)``.
+def xa_views(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame: int | None = None,
+             subtract: bool | None = None, vessels: str = "auto",
+             **geometry) -> tuple[np.ndarray, list, np.ndarray]:
+    """Views of XA files with the rays that made them: ``(images, views, angles)``.
 
     Each file is read with :func:`angio.io.read_xa` (the frame of peak filling unless
-    ``frame`` is given; multi-frame runs are log-subtracted unless ``subtract=False``), its
-    detector image is demagnified to an ``n x n`` grid over ``fov_mm`` at the isocentre
-    (:func:`angio.conebeam.isocentre_view`), and its positioner angle is mapped onto the
-    parallel contract (:func:`angio.conebeam.parallel_equivalent`, mirroring views taken from
-    the opposite side). Returns projections ``(n_views, n, n)`` in ``[0, 1]`` (row 0 inferior)
-    and angles in degrees. ``vessels``: ``"bright"``, ``"dark"`` or ``"auto"`` (bright when
-    subtracted, dark otherwise: iodine absorbs X-rays). ``geometry`` overrides positioner
-    values (see :func:`angio.io.read_xa`).
+    ``frame`` is given; multi-frame runs are log-subtracted unless ``subtract=False``), and
+    its detector image is resampled onto an ``n x n`` grid over ``fov_mm`` in the isocentre
+    plane (:func:`angio.conebeam.isocentre_view`). The rays do not change: ``views`` are the
+    C-arm's own geometries with this virtual detector at the isocentre (source-to-detector
+    distance = source-to-isocentre distance, ``fov_mm / n`` pixels), for
+    :func:`angio.pipeline.inputs_from_cone_views`. ``angles`` are the views' angles on the
+    parallel contract (:func:`angio.conebeam.parallel_equivalent`, in ``[0, 180)``), which say
+    which model fits.
+
+    Returns
+    -------
+    images : ndarray, shape (n_views, n, n), float32
+        In ``[0, 1]`` (min-max over the grid), vessels bright, row 0 at the bottom
+        (inferior), as :func:`angio.conebeam.cone_mip` returns.
+    views : list of angio.conebeam.CArmGeometry
+        One per image.
+    angles : ndarray, shape (n_views,)
+        Parallel-contract angles in degrees.
+
+    ``vessels``: ``"bright"``, ``"dark"`` or ``"auto"`` (bright when subtracted, dark
+    otherwise: iodine absorbs X-rays). ``geometry`` overrides positioner values (see
+    :func:`angio.io.read_xa`).
     """
     if vessels not in ("auto", "bright", "dark"):
         raise ValueError(f"vessels must be 'auto', 'bright' or 'dark', got {vessels!r}")
+    from dataclasses import replace
+
     from angio.conebeam import isocentre_view, parallel_equivalent
     from angio.io.xa import pair_planes, read_xa
 
-    views = [read_xa(p, frame=frame, subtract=subtract, **geometry) for p in paths]
-    pair_planes(views, paths)
-    projections, angles = [], []
-    for v in views:
+    read = [read_xa(p, frame=frame, subtract=subtract, **geometry) for p in paths]
+    pair_planes(read, paths)
+    images, views, angles = [], [], []
+    h = fov_mm / n
+    for v in read:
         if abs(v.geometry.tilt_deg) > ANGLE_TOLERANCE_DEG:
             raise InputError(f"a view is tilted {v.geometry.tilt_deg:g} deg cranial/caudal; the models take "
                              "views about the patient's long axis only (secondary angle 0)")
         img = isocentre_view(v.image[::-1], v.geometry, n, fov_mm)  # detector rows bottom-up
-        angle, mirror = parallel_equivalent(v.geometry.angle_deg)
-        img = img[:, ::-1] if mirror else img
         lo, hi = float(img.min()), float(img.max())
         img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
         dark = vessels == "dark" or (vessels == "auto" and not v.subtracted)
-        projections.append(1.0 - img if dark else img)
-        angles.append(angle)
-    return np.stack(projections).astype(np.float32), np.asarray(angles)
+        images.append(1.0 - img if dark else img)
+        g = v.geometry
+        views.append(replace(g, source_detector_mm=g.source_isocenter_mm, detector_shape=(n, n), pixel_mm=(h, h)))
+        angles.append(parallel_equivalent(g.angle_deg)[0])
+    return np.stack(images).astype(np.float32), views, np.asarray(angles)
 
 
 @dataclass
@@ -375,24 +392,30 @@ def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
                    allow_other_views: bool = False, **geometry) -> Reconstruction:
     """Vessel probabilities from X-ray angiography files: angles and scale from their headers.
 
-    The planes are read by :func:`xa_projections` (peak-filling frame, log subtraction of
-    runs, demagnified to the isocentre, mapped onto the parallel contract); ``angles``
-    (parallel-contract degrees) override the angles derived from the positioner tags.
+    The planes are read by :func:`xa_views` (peak-filling frame, log subtraction of runs,
+    resampled to the isocentre plane) and back-projected along the C-arm's own diverging rays
+    (:func:`angio.pipeline.inputs_from_cone_views`), so no view is mirrored or demagnified to
+    a single depth; ``angles`` (parallel-contract degrees) override the angles derived from the
+    positioner tags (each view keeps the side of the patient its header gives).
     Without ``checkpoint`` the zoo's model trained on cone-beam views is used where one is
     shipped for this number of views (:data:`angio.zoo.CONE_MODELS`), else the
     parallel-beam one. Other arguments as :func:`reconstruct`; ``geometry`` as
     :func:`angio.io.read_xa`.
     """
+    from angio.conebeam import parallel_equivalent
     from angio.inference import predict_volume
-    from angio.pipeline import inputs_from_projections
+    from angio.pipeline import inputs_from_cone_views
 
     torch_device = _device(device)
     model, n, fov_mm, modes, trained, desc, window = _load_model(len(paths), checkpoint, geometry="cone")
-    proj, derived = xa_projections(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
-                                   **geometry)
+    images, views, derived = xa_views(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
+                                      **geometry)
     use = _check_angles(derived if angles is None else angles, len(paths))
     warnings = _check_views(use, trained, desc, allow_other_views) if trained is not None else []
-    inputs = inputs_from_projections(proj, use, modes=modes)
+    if angles is not None:
+        views = [g.rotated(float(a) + (180.0 if parallel_equivalent(g.angle_deg)[1] else 0.0))
+                 for g, a in zip(views, use)]
+    inputs = inputs_from_cone_views(images, views, n, spacing_mm=fov_mm / n, modes=modes)
     prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device)
     return Reconstruction(prob.astype(np.float32), fov_mm / n, use, inputs, model=desc, warnings=tuple(warnings))
 

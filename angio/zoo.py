@@ -228,6 +228,13 @@ RECIPES: dict[str, Recipe] = {
                _zoo_unet(2),
                _unet_settings(epochs=40, geometry="cone", patch_size=96, inference_patch=96), patience=6, lr=1e-4,
                init_from="unet-biplane"),
+        Recipe("unet-biplane-conerays",
+               "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source 750 mm from "
+               "the isocentre, detector at 1100 mm) back-projected along the cone's own rays, as "
+               "`angio reconstruct` reads XA files; GPU-sized (96^3 patches, 4 per step, inputs built once on "
+               "the GPU), learning rate 1e-4 from the parallel-beam weights",
+               _zoo_unet(2), _gpu_settings(geometry="cone-rays", epochs=60), patience=10, lr=1e-4,
+               lr_milestones=(40,), init_from="unet-biplane"),
         *(_paper_recipe(n, modality) for modality in ("rotational", "cta") for n in PAPER_VIEWS),
         *(_paper_recipe(n, "cta", "otsu_window") for n in PAPER_VIEWS),
     ]
@@ -673,12 +680,14 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
     -------
     rows : list of dict
         One per (case, target) with ``method`` (the entry's name), ``views``, ``case``,
-        ``target`` and the metrics of :func:`angio.metrics.evaluate`.
+        ``target`` and the metrics of :func:`angio.metrics.evaluate`; for a magnified
+        acquisition also ``dice_rescaled`` and ``iou_rescaled``, against the truth scaled
+        the same way (:func:`angio.robustness.magnified_truth`).
     kept : dict
         ``{case: (N, N, N) float32}`` when ``keep``.
     """
     from angio.metrics import dice, evaluate, iou
-    from angio.robustness import GEOMETRIES, acquired_inputs
+    from angio.robustness import GEOMETRIES, acquired_inputs, magnified_truth
     from angio.study import predict_case
 
     model, entry = load_entry(name, folder=folder)
@@ -696,6 +705,9 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
             truth = vols.target(target)
             scores = ({"dice": dice(prob, truth), "iou": iou(prob, truth)} if overlap_only
                       else evaluate(prob, truth))
+            if acquisition.magnification != 1.0:
+                scaled = magnified_truth(truth, acquisition.magnification)
+                scores.update(dice_rescaled=dice(prob, scaled), iou_rescaled=iou(prob, scaled))
             rows.append({"method": name, "experiment": name, "views": exp.n_views, "case": case, "target": target,
                          **scores})
         if keep:

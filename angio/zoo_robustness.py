@@ -11,7 +11,14 @@ the entry as ``angio/_data/zoo/robustness/<name>.json``:
   (a record whose weights have since changed is refused as stale);
 - ``conditions``: each condition's label and its :class:`~angio.robustness.Acquisition`;
 - ``cases`` and ``rows``: per (condition, case) Dice and IoU against the exact mask;
-- ``wall_s``, ``evaluated_on`` (hardware and library versions), ``commit`` and ``made``.
+- ``wall_s``, ``evaluated_on`` (hardware and library versions), ``commit`` and ``made``;
+- ``added`` (when conditions were measured later into an existing record with ``add=True``):
+  per addition its conditions, ``wall_s``, ``evaluated_on``, ``commit`` and ``made``.
+
+A condition added to :data:`angio.robustness.CONDITIONS` later, or a field added to
+:class:`~angio.robustness.Acquisition` whose default keeps the old acquisition, leaves older
+records valid; ``angio zoo robustness NAME --add --conditions LABEL`` measures the new row
+into the record without re-measuring the others.
 
 :func:`check_robustness` re-measures one row live, so a reader (and the slow test) can see
 that the record still describes the shipped weights.
@@ -61,7 +68,8 @@ def _conditions(labels: Sequence[str] | None) -> dict[str, Acquisition]:
 
 def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditions: Sequence[str] | None = None,
                       results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
-                      out_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
+                      out_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+                      add: bool = False) -> Path:
     """Measure a shipped entry under acquisition conditions and write the record.
 
     Parameters
@@ -80,6 +88,10 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         Where the record goes (default: ``robustness/`` in the zoo folder).
     log : callable
         Progress messages.
+    add : bool
+        Measure only ``conditions`` (which must be given) into the existing, valid record
+        of the entry, replacing their rows if it has them and keeping the others (in the
+        order of :data:`angio.robustness.CONDITIONS`); the cases are the record's.
 
     Returns
     -------
@@ -94,9 +106,30 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     if name not in found:
         raise InputError(f"no zoo entry {name!r}; shipped: {', '.join(sorted(found)) or 'none'}")
     entry = found[name]
+    old = None
+    if add:
+        if conditions is None:
+            raise InputError("--add needs the conditions to measure (--conditions LABEL ...)")
+        old = read_robustness(name, folder=zoo_folder, robustness_dir=out)
+        if cases is not None and list(cases) != old["cases"]:
+            raise InputError(f"{out / (name + '.json')}: the record is on cases {old['cases']}, not {list(cases)}")
+        cases = old["cases"]
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
     t0 = time.perf_counter()
     rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log)
+    if old is not None:
+        addition = {"conditions": list(chosen), "wall_s": time.perf_counter() - t0, "evaluated_on": _hardware(),
+                    "commit": _git_commit(), "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        # the record's conditions and rows stay in the order of CONDITIONS
+        conds = {k: v for k, v in old["conditions"].items() if k not in chosen}
+        conds.update({label: asdict(acq) for label, acq in chosen.items()})
+        order = {label: i for i, label in enumerate(CONDITIONS)}
+        conds = dict(sorted(conds.items(), key=lambda kv: order[kv[0]]))
+        merged = sorted([r for r in old["rows"] if r["condition"] not in chosen] + rows,
+                        key=lambda r: order[r["condition"]])
+        record = dict(old, rows=merged, wall_s=old["wall_s"] + addition["wall_s"], conditions=conds,
+                      added=old.get("added", []) + [addition])
+        return _write(out, name, record)
     record = {
         "entry": name,
         "entry_sha256": entry.record["sha256"],
@@ -109,6 +142,10 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         "commit": _git_commit(),
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    return _write(out, name, record)
+
+
+def _write(out: Path, name: str, record: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     atomic_write_text(path, json.dumps(record, indent=1, default=float))
@@ -155,12 +192,20 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
         raise InputError(f"{path}: stale, measured with weights {digest[:12]}... but {name} ships "
                          f"{found[name].record['sha256'][:12]}...; {remake}")
     for label, params in conds.items():
-        if label not in CONDITIONS or asdict(CONDITIONS[label]) != params:
+        if label not in CONDITIONS or _acquisition(params) != CONDITIONS[label]:
             raise InputError(f"{path}: condition {label!r} is not the acquisition this version calls by that "
                              f"name; {remake}")
     if not rows:
         raise InputError(f"{path}: the record holds no rows; {remake}")
     return record
+
+
+def _acquisition(params: Any) -> Acquisition | None:
+    """The recorded acquisition (fields added since take their defaults), or None if unreadable."""
+    try:
+        return Acquisition(**params)
+    except (TypeError, ValueError):
+        return None
 
 
 def recorded_rows(names: Sequence[str] | Mapping[str, Any], **kwargs) -> list[dict]:

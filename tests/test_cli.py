@@ -358,15 +358,17 @@ def test_zoo_publish_and_robustness_reach_the_zoo(monkeypatch, capsys, tmp_path)
     monkeypatch.setattr(zoo, "publish", lambda name, *, results_dir: calls.append(("publish", name, results_dir))
                         or tmp_path / f"{name}.json")
     monkeypatch.setattr(zoo_robustness, "record_robustness",
-                        lambda name, cases, *, conditions, results_dir: calls.append(
-                            ("robustness", name, cases, conditions, results_dir)) or tmp_path / "r.json")
+                        lambda name, cases, *, conditions, results_dir, add: calls.append(
+                            ("robustness", name, cases, conditions, results_dir, add)) or tmp_path / "r.json")
     assert cli.main(["zoo", "publish", "paper-cta-win-dae-2v", "--results", "r"]) == 0
     assert cli.main(["zoo", "robustness", "unet-3view", "--cases", "BG001", "--conditions", "nominal",
                      "doubled noise"]) == 0
     assert cli.main(["zoo", "robustness"]) == 0
+    assert cli.main(["zoo", "robustness", "unet-3view", "--add", "--conditions", "doubled noise"]) == 0
     assert calls == [("publish", "paper-cta-win-dae-2v", "r"),
-                     ("robustness", "unet-3view", ["BG001"], ["nominal", "doubled noise"], "results"),
-                     ("robustness", zoo.DEFAULT_MODELS[2], None, None, "results")]
+                     ("robustness", "unet-3view", ["BG001"], ["nominal", "doubled noise"], "results", False),
+                     ("robustness", zoo.DEFAULT_MODELS[2], None, None, "results", False),
+                     ("robustness", "unet-3view", None, ["doubled noise"], "results", True)]
     capsys.readouterr()
     assert cli.main(["zoo", "publish"]) == 2  # which recipe? said in one line, no traceback
     err = capsys.readouterr().err

@@ -90,6 +90,24 @@ def test_min_backprojection_of_mips_bounds_the_volume():
     assert hull.mean() < 0.5 * v.max()  # and it is far from trivial
 
 
+def test_require_all_views_keeps_the_common_field_of_view():
+    n, h = 32, 1.0
+    v = blobs(n, [(4, -5, 3)], 3.0, h)
+    # a short cone whose detector covers the volume at the isocentre only: near the source
+    # each view misses the volume's edges
+    views = [CArmGeometry(60.0, 90.0, (n, n), (1.5 * h, 1.5 * h), a) for a in (0.0, 90.0)]
+    images = cone_mip(v, views, spacing_mm=h, step=0.5)
+    count = cone_backproject(np.ones_like(images), views, n, spacing_mm=h, normalize=False)
+    common = count > 1.5
+    assert 0.05 < 1 - common.mean() < 0.9  # some voxels are seen by one view only
+    for mode in ("sum", "min"):
+        every = cone_backproject(images, views, n, spacing_mm=h, mode=mode, normalize=False)
+        kept = cone_backproject(images, views, n, spacing_mm=h, mode=mode, normalize=False,
+                                require_all_views=True)
+        np.testing.assert_array_equal(kept[common], every[common])
+        assert (kept[~common] == 0).all() and (every[~common] > 0).any()
+
+
 def test_bad_geometry_is_refused():
     with pytest.raises(ValueError, match="beyond the isocentre"):
         CArmGeometry(800, 700, (8, 8), (1, 1))

@@ -52,6 +52,8 @@ def test_bad_acquisitions_are_refused():
         Acquisition(magnification=0.0)
     with pytest.raises(ValueError, match="angle"):
         Acquisition(angle_error_deg=float("nan"))
+    with pytest.raises(ValueError, match="cone_rays.*cone_beam=True"):
+        Acquisition(cone_rays=True)
 
 
 def test_cone_beam_views_resemble_the_parallel_ones(vols):
@@ -86,3 +88,44 @@ def test_geometry_is_a_training_and_evaluation_setting(tmp_path):
         StudySettings(geometry="fan")
     with pytest.raises(ValueError, match="geometry"):
         VesselDataset(["BH0002"], spec, 2, geometry="fan")
+
+
+def test_cone_rays_back_project_the_cone_views_along_their_own_rays(vols):
+    from angio.conebeam import CArmGeometry, cone_backproject, cone_mip
+    from angio.projection import view_angles
+
+    n, h = vols.spec.size, vols.spec.voxel_mm
+    views = [CArmGeometry.typical(n, h, t) for t in view_angles(2)]
+    images = cone_mip(vols.unit_intensity(), views, spacing_mm=h)
+    x = acquired_inputs(vols, 2, ("sum", "min"), CONDITIONS["cone beam, cone-ray back-projection"])
+    for channel, mode in zip(x, ("sum", "min")):
+        np.testing.assert_allclose(channel, cone_backproject(images, views, n, spacing_mm=h, mode=mode,
+                                                             require_all_views=True), atol=1e-6)
+    # only the voxels both views see carry a value: the cone misses the edges near its source
+    seen = cone_backproject(np.ones_like(images), views, n, spacing_mm=h, normalize=False)
+    assert (x[:, seen < 1.5] == 0).all() and (seen < 1.5).any()
+    # the back-projection keeps the nominal geometry when the C-arm's angle is off
+    off = acquired_inputs(vols, 2, ("sum",), Acquisition(cone_beam=True, cone_rays=True, angle_error_deg=5.0))
+    assert not np.allclose(off, x[:1])
+
+
+def test_magnified_views_are_the_views_of_the_magnified_object():
+    from angio.projection import mip, view_angles
+    from angio.robustness import magnified_truth
+
+    n = 48
+    c = (n - 1) / 2
+    z, y, x = np.ogrid[:n, :n, :n]
+    ball = lambda centre, r: ((z - c - centre[0]) ** 2 + (y - c - centre[1]) ** 2  # noqa: E731
+                              + (x - c - centre[2]) ** 2) <= r ** 2
+    truth = ball((4, -6, 8), 5.0)
+    scaled = magnified_truth(truth, 1.25)
+    # the ball of the scaled object: 1.25 times as far from the isocentre, 1.25 times as large
+    expected = ball((5, -7.5, 10), 6.25)
+    assert (scaled != expected).sum() <= 0.1 * expected.sum()
+    np.testing.assert_array_equal(magnified_truth(truth, 1.0), truth)
+    # and its MIPs are the magnified MIPs of the mask, up to the interpolation
+    angles = view_angles(2)
+    views = magnify(np.asarray(mip(truth.astype(np.float32), angles)), 1.25) >= 0.5
+    of_scaled = np.asarray(mip(scaled.astype(np.float32), angles)) >= 0.5
+    assert (views != of_scaled).sum() <= 0.1 * of_scaled.sum()

@@ -34,6 +34,23 @@ def test_record_read_and_recheck_round_trip(tmp_path, tiny_recipe):
     assert abs(recorded["dice"] - measured["dice"]) <= 1e-4 and abs(recorded["iou"] - measured["iou"]) <= 1e-4
     assert [r["model"] for r in recorded_rows(["tiny"], folder=out)] == ["tiny", "tiny"]
 
+    # a condition measured later into the record keeps the rows already there
+    before = read_robustness("tiny", folder=out)
+    record_robustness("tiny", conditions=["doubled noise"], results_dir=results, folder=out, log=lambda s: None,
+                      add=True)
+    record = read_robustness("tiny", folder=out)
+    assert list(record["conditions"]) == [*TWO, "doubled noise"] and record["cases"] == [case]
+    assert record["rows"][:2] == before["rows"] and record["rows"][2]["condition"] == "doubled noise"
+    assert [a["conditions"] for a in record["added"]] == [["doubled noise"]]
+    with pytest.raises(angio.InputError, match="--add needs the conditions"):
+        record_robustness("tiny", results_dir=results, folder=out, add=True)
+    # an Acquisition field added since (here: every field but the angle) takes its default
+    older = json.loads(path.read_text())
+    older["conditions"]["views off by +5 deg"] = {"angle_error_deg": 5.0}
+    path.write_text(json.dumps(older))
+    assert list(read_robustness("tiny", folder=out)["conditions"]) == [*TWO, "doubled noise"]
+    path.write_text(json.dumps(before | {"added": []}))
+
     # stale weights, a redefined condition, an empty or unreadable record: refused, naming the file
     good = path.read_text()
     path.write_text(good.replace(record["entry_sha256"], "0" * 64))
@@ -60,7 +77,9 @@ def test_unknown_condition_or_entry_is_refused(tmp_path):
     assert not list(tmp_path.glob("*.json"))  # nothing written
 
 
-SHIPPED = {zoo.DEFAULT_MODELS[2]: list(CONDITIONS), zoo.CONE_MODELS[2]: ["nominal", "cone beam (750/1100 mm)"]}
+CONE = ["cone beam (750/1100 mm)", "cone beam, cone-ray back-projection"]
+SHIPPED = {zoo.DEFAULT_MODELS[2]: list(CONDITIONS), zoo.CONE_MODELS[2]: ["nominal", *CONE],
+           zoo.DEFAULT_MODELS[3]: ["nominal", *CONE]}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

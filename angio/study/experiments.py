@@ -65,10 +65,11 @@ class StudySettings:
         Initial vessel probability of the output layer (:class:`angio.train.TrainConfig`).
     results_dir : str
         Root of ``runs/``, ``cache/`` and ``metrics/``.
-    geometry : {"parallel", "cone"}
+    geometry : {"parallel", "cone", "cone-rays"}
         How views are acquired for training and evaluation
         (:data:`angio.robustness.GEOMETRIES`): parallel rays (the paper's), or a clinical
-        cone-beam C-arm demagnified to the isocentre.
+        cone-beam C-arm, demagnified to the isocentre (``"cone"``) or back-projected along
+        its own rays (``"cone-rays"``).
     batch_size : int
         Patches per optimizer step (the paper: 1).
     samples_per_volume : int
