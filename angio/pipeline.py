@@ -415,6 +415,14 @@ class VesselDataset(torch.utils.data.Dataset):
         items stay compact (input float16, target uint8; :func:`angio.train.fit` computes
         in float32), so a crop copies a few MB, not the whole volume.
 
+    angle_jitter_deg : float
+        Miscalibrated training views: each augmented variant (``variant > 0``) acquires its
+        views after the first ``e`` degrees off nominal, ``e`` uniform in
+        ``[-angle_jitter_deg, angle_jitter_deg]`` and fixed per ``(seed, case, variant)``,
+        and back-projects them at the nominal angles (:func:`angio.robustness.acquired_inputs`),
+        so a model learns inputs whose smears do not cross where it expects. Variant 0 (the
+        case as scanned, used for validation) stays nominal.
+
     Items are dicts ``{"input": (C, N, N, N) float32, "target": (1, N, N, N) float32,
     "case": str, "variant": int}`` (float16 and uint8 when ``resident``).
     """
@@ -422,12 +430,15 @@ class VesselDataset(torch.utils.data.Dataset):
     def __init__(self, cases, spec: VolumeSpec, n_views: int, *, modes: tuple[str, ...] = ("sum",),
                  target: str = "otsu", variants: int = 0, cache: VolumeCache | None = None,
                  seed: int = 0, geometry: str = "parallel", samples_per_volume: int = 1,
-                 resident: bool = False) -> None:
+                 resident: bool = False, angle_jitter_deg: float = 0.0) -> None:
         if target not in TRAINING_TARGETS:
             raise ValueError(f"target must be one of {TRAINING_TARGETS}, got {target!r}")
         if geometry not in GEOMETRY_NAMES:
             raise ValueError(f"geometry must be one of {GEOMETRY_NAMES}, got {geometry!r}")
         self.geometry = geometry
+        if not (np.isfinite(angle_jitter_deg) and 0.0 <= angle_jitter_deg < 45.0):
+            raise ValueError(f"angle_jitter_deg must be in [0, 45) degrees, got {angle_jitter_deg!r}")
+        self.angle_jitter_deg = float(angle_jitter_deg)
         self._views: dict[tuple[str, int], np.ndarray] = {}
         if not cases:
             raise ValueError("VesselDataset needs at least one case")
@@ -484,10 +495,16 @@ class VesselDataset(torch.utils.data.Dataset):
 
     def _input(self, vols: CaseVolumes, device: str | torch.device | None = None) -> np.ndarray:
         """The ``(C, N, N, N)`` network input of ``vols`` in this data set's geometry."""
-        if self.geometry == "parallel":
+        error = self.angle_error(vols.case, vols.variant)
+        if self.geometry == "parallel" and not error:
             return network_input(vols.unit_intensity(), self.n_views, modes=self.modes, device=device)
+        from dataclasses import replace as _replace
+
         from angio.robustness import GEOMETRIES, acquired_inputs, acquired_projections
 
+        if error:
+            acquisition = _replace(GEOMETRIES[self.geometry], angle_error_deg=error)
+            return acquired_inputs(vols, self.n_views, self.modes, acquisition, seed=self.seed, device=device)
         if GEOMETRIES[self.geometry].cone_rays:
             return acquired_inputs(vols, self.n_views, self.modes, GEOMETRIES[self.geometry], seed=self.seed,
                                    device=device)
@@ -496,6 +513,14 @@ class VesselDataset(torch.utils.data.Dataset):
         if key not in self._views:
             self._views[key] = acquired_projections(vols, self.n_views, GEOMETRIES[self.geometry], seed=self.seed)
         return inputs_from_projections(self._views[key], view_angles(self.n_views), modes=self.modes)
+
+    def angle_error(self, case: str, variant: int) -> float:
+        """The angle error (degrees) of the views after the first of ``(case, variant)``; 0 without jitter."""
+        if not self.angle_jitter_deg or variant == 0:
+            return 0.0
+        # its own stream, apart from the variant's augmentation and noise (case_seed)
+        rng = np.random.default_rng([self.seed, zlib.crc32(case.encode()), variant, 7919])
+        return float(rng.uniform(-self.angle_jitter_deg, self.angle_jitter_deg))
 
     def _remember(self, vols: CaseVolumes, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Store (and return) the compact pair of ``vols`` (resident data sets only call it)."""

@@ -8,7 +8,9 @@ converted to grey, mapped to ``[0, 1]`` (integer images by their full scale, e.g
 images min-max), resampled to the model's ``N x N`` detector and optionally inverted
 (subtracted angiograms usually show contrast dark; the model expects vessels bright). They
 then take the training data's own path to the network
-(:func:`angio.pipeline.inputs_from_projections`).
+(:func:`angio.pipeline.inputs_from_projections`). X-ray angiography files carry their C-arm's
+geometry, and :func:`reconstruct_xa` back-projects them along its diverging rays instead
+(:func:`angio.pipeline.inputs_from_cone_views`).
 
 Which model: without ``checkpoint``, the model zoo's entry for the number of views given
 (:data:`angio.zoo.DEFAULT_MODELS`: the biplane U-Net for 2 views, the 3-view U-Net for 3;

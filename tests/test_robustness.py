@@ -129,3 +129,29 @@ def test_magnified_views_are_the_views_of_the_magnified_object():
     views = magnify(np.asarray(mip(truth.astype(np.float32), angles)), 1.25) >= 0.5
     of_scaled = np.asarray(mip(scaled.astype(np.float32), angles)) >= 0.5
     assert (views != of_scaled).sum() <= 0.1 * of_scaled.sum()
+
+
+def test_angle_jitter_trains_on_miscalibrated_variants(tmp_path):
+    from angio.pipeline import VesselDataset, VolumeCache
+    from angio.study import StudySettings
+
+    spec = VolumeSpec(size=32, fov_mm=96.0, center="major")
+    cache = VolumeCache(tmp_path / "cache")
+    kwargs = dict(modes=("sum", "min"), target="exact", cache=cache, variants=3)
+    jitter = VesselDataset(["BH0002", "BG001"], spec, 2, angle_jitter_deg=5.0, **kwargs)
+    errors = [jitter.angle_error(c, v) for c in ("BH0002", "BG001") for v in (1, 2, 3)]
+    assert all(0 < abs(e) <= 5.0 for e in errors) and len(set(errors)) == len(errors)
+    assert jitter.angle_error("BH0002", 0) == 0.0  # the case as scanned stays nominal
+    assert errors == [VesselDataset(["BH0002", "BG001"], spec, 2, angle_jitter_deg=5.0, **kwargs).angle_error(c, v)
+                      for c in ("BH0002", "BG001") for v in (1, 2, 3)]  # reproducible
+    # an item is its variant acquired with that angle error and back-projected at the nominal angles
+    item = jitter[0]
+    vols = cache.get(item["case"], spec, variant=item["variant"], seed=0)
+    error = jitter.angle_error(item["case"], item["variant"])
+    expected = acquired_inputs(vols, 2, ("sum", "min"), Acquisition(angle_error_deg=error))
+    np.testing.assert_allclose(item["input"].numpy(), expected, atol=1e-6)
+    assert not np.allclose(expected, network_input(vols.unit_intensity(), 2, modes=("sum", "min")))
+    with pytest.raises(ValueError, match="angle_jitter_deg"):
+        VesselDataset(["BH0002"], spec, 2, angle_jitter_deg=float("nan"))
+    with pytest.raises(ValueError, match="angle_jitter_deg"):
+        StudySettings(angle_jitter_deg=-1.0)

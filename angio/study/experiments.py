@@ -81,6 +81,11 @@ class StudySettings:
         :meth:`angio.pipeline.VesselDataset.preload`). Does not change the weights.
     num_workers : int
         DataLoader workers that crop the patches. Does not change the weights.
+    angle_jitter_deg : float
+        Train on miscalibrated views: each augmented variant's views after the first are
+        acquired up to this many degrees off their nominal angles (one error per case and
+        variant, uniform in ``[-j, j]``) and back-projected at the nominal angles
+        (:class:`angio.pipeline.VesselDataset`). Validation and test views stay nominal.
     """
 
     spec: VolumeSpec = field(default_factory=VolumeSpec)
@@ -102,6 +107,7 @@ class StudySettings:
     samples_per_volume: int = 1
     resident: bool = False
     num_workers: int = 0
+    angle_jitter_deg: float = 0.0
 
     def __post_init__(self) -> None:
         from angio.pipeline import GEOMETRY_NAMES
@@ -114,6 +120,9 @@ class StudySettings:
                 raise ValueError(f"StudySettings.{name} must be a positive int, got {value!r}")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"StudySettings.num_workers must be a non-negative int, got {self.num_workers!r}")
+        if not (isinstance(self.angle_jitter_deg, (int, float)) and 0.0 <= self.angle_jitter_deg < 45.0):
+            raise ValueError(f"StudySettings.angle_jitter_deg must be in [0, 45) degrees, "
+                             f"got {self.angle_jitter_deg!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> StudySettings:
@@ -207,7 +216,8 @@ def _run_key(exp: Experiment, settings: StudySettings) -> str:
     for k in ("results_dir", "device", "inference_patch", "resident", "num_workers"):  # do not change the weights
         s.pop(k)
     # runs keep the keys they had before these were settings
-    for k, default in (("geometry", "parallel"), ("batch_size", 1), ("samples_per_volume", 1)):
+    for k, default in (("geometry", "parallel"), ("batch_size", 1), ("samples_per_volume", 1),
+                       ("angle_jitter_deg", 0.0)):
         if s[k] == default:
             s.pop(k)
     text = json.dumps({"experiment": asdict(exp), "settings": s, "format": 1}, sort_keys=True)
@@ -226,7 +236,8 @@ def train_config(exp: Experiment, settings: StudySettings, out_dir: Path) -> Tra
         data={"spec": asdict(settings.spec), "n_views": exp.n_views, "modes": list(exp.modes),
               "target": exp.target, "variants": settings.variants,
               **({} if settings.geometry == "parallel" else {"geometry": settings.geometry}),
-              **({} if settings.samples_per_volume == 1 else {"samples_per_volume": settings.samples_per_volume})})
+              **({} if settings.samples_per_volume == 1 else {"samples_per_volume": settings.samples_per_volume}),
+              **({} if not settings.angle_jitter_deg else {"angle_jitter_deg": settings.angle_jitter_deg})})
 
 
 def training_dataset(exp: Experiment, settings: StudySettings, cases) -> VesselDataset:
@@ -243,7 +254,8 @@ def _dataset(exp: Experiment, settings: StudySettings, cases, *, variants: int,
              samples_per_volume: int) -> VesselDataset:
     data = VesselDataset(cases, settings.spec, exp.n_views, modes=exp.modes, target=exp.target, variants=variants,
                          cache=settings.cache(), seed=settings.seed, geometry=settings.geometry,
-                         samples_per_volume=samples_per_volume, resident=settings.resident)
+                         samples_per_volume=samples_per_volume, resident=settings.resident,
+                         angle_jitter_deg=settings.angle_jitter_deg if variants else 0.0)
     if settings.resident:
         data.preload(device=settings.device)
     return data
