@@ -50,6 +50,11 @@ def test_tables_roundtrip_and_means(tmp_path):
     assert study.load_table("demo", s) == rows
     (mean,) = study.mean_table(rows)
     assert mean["iou"] == pytest.approx(0.3) and mean["iou_std"] == pytest.approx(0.1) and mean["cases"] == 2
+    # rows with extra keys (a magnified acquisition's rescaled scores) keep them in the CSV
+    extra = [rows[0], dict(rows[1], dice_rescaled=0.5)]
+    study.save_table(extra, "extra", s)
+    lines = (tmp_path / "metrics" / "extra.csv").read_text().splitlines()
+    assert lines[0].endswith(",dice_rescaled") and lines[1].endswith(",") and lines[2].endswith(",0.5")
 
 
 def test_setup_announces_the_settings_in_one_line(tmp_path):

@@ -97,3 +97,16 @@ def test_shipped_record_reproduces_one_row(name, tmp_path):
     recorded, measured = check_robustness(name, results_dir=tmp_path)
     for m in ("dice", "iou"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_validation_records_chose_the_cone_beam_input(name):
+    """The XA input (cone-ray back-projection) was chosen on the validation trees, and is recorded there."""
+    from angio.study import mean_table
+    from angio.zoo_robustness import ROBUSTNESS_DIR
+
+    record = read_robustness(name, robustness_dir=ROBUSTNESS_DIR / "validation")
+    assert record["cases"] == zoo.entries()[name].record["split"]["val"]
+    assert list(record["conditions"]) == ["nominal", *CONE]
+    dice = {s["condition"]: s["dice"] for s in mean_table(record["rows"], by=("condition",), metrics=("dice",))}
+    assert dice[CONE[1]] > dice[CONE[0]]

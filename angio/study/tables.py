@@ -28,12 +28,16 @@ METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 
 
 def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
-    """Write rows to ``results/metrics/<name>.json`` and ``.csv`` (atomically); JSON path."""
+    """Write rows to ``results/metrics/<name>.json`` and ``.csv`` (atomically); JSON path.
+
+    The CSV has a column for every key of any row (in order of first appearance); a row
+    without a key leaves its cell empty.
+    """
     folder = settings.results / "metrics"
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     meta = {"angio_version": angio.__version__, "settings": asdict(settings)}
