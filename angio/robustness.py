@@ -30,6 +30,7 @@ model is told the nominal geometry:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -37,6 +38,9 @@ from scipy import ndimage
 from angio.phantom import PRESETS
 from angio.pipeline import GEOMETRY_NAMES, CaseVolumes, inputs_from_cone_views, inputs_from_projections
 from angio.projection import mip, view_angles
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Acquisition", "CONDITIONS", "GEOMETRIES", "acquired_inputs", "acquired_projections", "magnify",
            "magnified_truth", "more_noise"]
@@ -105,6 +109,13 @@ def magnified_truth(mask: np.ndarray, factor: float) -> np.ndarray:
     too large. Scoring against it separates the shape a model recovers from the scale error
     no model can see.
 
+    Parameters
+    ----------
+    mask : ndarray, shape (N, N, N)
+        Vessel mask ``[z, y, x]`` (bool or ``{0, 1}``).
+    factor : float
+        Magnification (``> 1`` enlarges).
+
     Returns
     -------
     ndarray, shape (N, N, N), bool
@@ -148,7 +159,7 @@ GEOMETRIES: dict[str, Acquisition] = dict(zip(GEOMETRY_NAMES, (Acquisition(), Ac
 
 
 def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acquisition: Acquisition, *,
-                    seed: int = 0, device=None) -> np.ndarray:
+                    seed: int = 0, device: str | torch.device | None = None) -> np.ndarray:
     """Network inputs ``(len(modes), N, N, N)`` of a case acquired with ``acquisition``.
 
     The views are taken at the perturbed angles (and scale, and noise); the back-projection
@@ -173,7 +184,7 @@ def _cone_geometries(n: int, spacing_mm: float, angles) -> list:
 
 
 def _cone_views(vols: CaseVolumes, n_views: int, acquisition: Acquisition, *,
-                seed: int = 0, device=None) -> tuple[np.ndarray, list]:
+                seed: int = 0, device: str | torch.device | None = None) -> tuple[np.ndarray, list]:
     """Detector images ``(n_views, N, N)`` of the typical C-arm at the acquired angles, and their views."""
     from angio.conebeam import cone_mip
 
