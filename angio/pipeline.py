@@ -187,6 +187,12 @@ def build_case(case: str, spec: VolumeSpec, *, variant: int = 0,
                        transform=transform)
 
 
+def _check_modes(modes: tuple[str, ...]) -> None:
+    """Refuse input channels other than a non-empty subset of :data:`INPUT_MODES`."""
+    if not modes or any(m not in INPUT_MODES for m in modes):
+        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+
+
 def network_input(unit_volume: np.ndarray | torch.Tensor, n_views: int | None = None, *,
                   angles: np.ndarray | None = None, modes: tuple[str, ...] = ("sum",),
                   device: str | torch.device | None = None,
@@ -217,9 +223,7 @@ def network_input(unit_volume: np.ndarray | torch.Tensor, n_views: int | None = 
     """
     if (n_views is None) == (angles is None):
         raise ValueError("give exactly one of n_views and angles")
-    bad = [m for m in modes if m not in INPUT_MODES]
-    if not modes or bad:
-        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+    _check_modes(modes)
     angles = view_angles(n_views) if angles is None else np.asarray(angles, dtype=float)
     proj = mip(unit_volume, angles, device=device)
     channels = inputs_from_projections(proj, angles, modes=modes, device=device)
@@ -250,9 +254,7 @@ def inputs_from_projections(projections: np.ndarray | torch.Tensor, angles, *,
     ndarray, shape (len(modes), N, N, N), float32
         Each channel normalized to ``[0, 1]`` (:func:`angio.projection.backproject`).
     """
-    bad = [m for m in modes if m not in INPUT_MODES]
-    if not modes or bad:
-        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+    _check_modes(modes)
     angles = np.asarray(angles, dtype=float)
     return np.stack([np.asarray(backproject(projections, angles, mode=m, device=device)) for m in modes])
 
@@ -290,9 +292,7 @@ def inputs_from_cone_views(images: np.ndarray, geometries, n: int, *, spacing_mm
     """
     from angio.conebeam import cone_backproject
 
-    bad = [m for m in modes if m not in INPUT_MODES]
-    if not modes or bad:
-        raise ValueError(f"modes must be a non-empty subset of {INPUT_MODES}, got {modes!r}")
+    _check_modes(modes)
     return np.stack([cone_backproject(images, geometries, n, spacing_mm=spacing_mm, mode=m,
                                       require_all_views=True, device=device) for m in modes])
 
