@@ -78,6 +78,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = VolumeSpec(size=192, fov_mm=96.0, center="major")
 
 
+#: StudySettings fields newer than the shipped records, with the defaults that leave them out.
+_LATER_SETTINGS: dict[str, Any] = {"angle_jitter_deg": 0.0}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that makes one zoo entry.
@@ -127,6 +131,11 @@ class Recipe:
         """The recipe as plain JSON-compatible data (as written into the record)."""
         d = asdict(self)
         d["settings"].pop("results_dir")
+        # settings added since the shipped records were written appear only when they are set
+        # (StudySettings.from_dict gives a missing one its default)
+        for key, default in _LATER_SETTINGS.items():
+            if d["settings"][key] == default:
+                d["settings"].pop(key)
         d["experiment"]["model_kwargs"] = dict(self.experiment.model_kwargs)
         return d
 

@@ -229,3 +229,14 @@ def test_training_rows_read_each_record():
         assert shipped[name].record["sha256"].startswith(row["sha256"]) and len(row["sha256"]) == 12
     assert rows["unet-biplane"]["grid"] == "192³ × 0.5 mm" and rows["unet-biplane"]["views"] == 2
     assert rows["paper-cta-dae-90v"]["setting"] == zoo_tables.SETTING_LABELS["cta"]
+
+
+def test_recipes_write_newer_settings_only_when_set():
+    from angio.study import StudySettings
+
+    plain, jitter = zoo.RECIPES["unet-biplane"], zoo.RECIPES["unet-biplane-jitter"]
+    assert "angle_jitter_deg" not in plain.to_dict()["settings"]  # as the shipped records were written
+    assert jitter.to_dict()["settings"]["angle_jitter_deg"] == 5.0
+    for recipe in (plain, jitter):
+        back = StudySettings.from_dict(recipe.to_dict()["settings"])
+        assert back == recipe.run_settings(back.results_dir)
