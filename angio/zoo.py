@@ -312,8 +312,9 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     folder : path-like, optional
         Zoo folder holding the entry a fine-tuning recipe starts from (default :data:`ZOO_DIR`).
     time_budget_s : float, optional
-        Wall-clock seconds for this session's training (see :func:`angio.train.fit`); the
-        run can be resumed later.
+        Wall-clock seconds for this session, building the data included; what is left is
+        passed to :func:`angio.train.fit`, which always runs at least one epoch. The run
+        can be resumed later.
     on_epoch_end : callable, optional
         Passed to :func:`angio.train.fit` (e.g. to print one line per epoch).
 
@@ -342,7 +343,7 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     train_set = training_dataset(exp, settings, train)
     session["data_s"] = time.perf_counter() - started
     history = fit(config, train_set, validation_dataset(exp, settings, val), resume=True, progress=progress,
-                  time_budget_s=None if time_budget_s is None else max(time_budget_s - session["data_s"], 1.0),
+                  time_budget_s=None if time_budget_s is None else max(time_budget_s - session["data_s"], 1e-6),
                   on_epoch_end=on_epoch_end)
     history["session_wall_s"] = time.perf_counter() - started
     session.update(wall_s=history["session_wall_s"], epochs_after=len(history["epochs"]),
