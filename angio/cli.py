@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -70,9 +71,14 @@ def cmd_train(args) -> int:
 
 def _train_recipe(args) -> int:
     from angio import zoo
+    from angio.errors import InputError
 
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise InputError(f"--max-epochs must be a positive number of epochs, got {args.max_epochs}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise InputError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
     trained = zoo.train_recipe(args.recipe, results_dir=args.results, progress=True,
-                               max_epochs=args.max_epochs)
+                               max_epochs=args.max_epochs, time_budget_s=args.time_budget)
     print(f"trained {args.recipe}: selected epoch {trained.epoch} ({trained.checkpoint})")
     if not args.no_publish:
         record = zoo.publish(args.recipe, results_dir=args.results)
@@ -237,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="train (or resume) a model-zoo recipe and publish it to the zoo "
                    "(the other model options are then taken from the recipe)")
     p.add_argument("--max-epochs", type=int, help="with --recipe: stop after this many epochs in total")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="with --recipe: start no epoch that would end after this many seconds (building the "
+                   "data included); the run stays resumable")
     p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
 

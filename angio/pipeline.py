@@ -502,12 +502,10 @@ class VesselDataset(torch.utils.data.Dataset):
 
         from angio.robustness import GEOMETRIES, acquired_inputs, acquired_projections
 
-        if error:
-            acquisition = _replace(GEOMETRIES[self.geometry], angle_error_deg=error)
+        acquisition = _replace(GEOMETRIES[self.geometry], angle_error_deg=error)
+        if error or acquisition.cone_rays:
+            # built whole from the volumes; the remaining geometries keep their views for reuse
             return acquired_inputs(vols, self.n_views, self.modes, acquisition, seed=self.seed, device=device)
-        if GEOMETRIES[self.geometry].cone_rays:
-            return acquired_inputs(vols, self.n_views, self.modes, GEOMETRIES[self.geometry], seed=self.seed,
-                                   device=device)
 
         key = (vols.case, vols.variant)
         if key not in self._views:

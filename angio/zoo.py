@@ -240,10 +240,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe("unet-biplane-conerays",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source 750 mm from "
                "the isocentre, detector at 1100 mm) back-projected along the cone's own rays, as "
-               "`angio reconstruct` reads XA files; GPU-sized (96^3 patches, 4 per step, inputs built once on "
-               "the GPU), learning rate 1e-4 from the parallel-beam weights",
-               _zoo_unet(2), _gpu_settings(geometry="cone-rays", epochs=60), patience=10, lr=1e-4,
-               lr_milestones=(40,), init_from="unet-biplane"),
+               "`angio reconstruct` reads XA files; 96^3 patches one per step (CPU-sized; each input is built "
+               "once, when first drawn, and kept in memory), learning rate 1e-4 from the parallel-beam weights",
+               _zoo_unet(2),
+               _unet_settings(epochs=40, geometry="cone-rays", patch_size=96, inference_patch=96, resident=True),
+               patience=6, lr=1e-4, init_from="unet-biplane"),
         Recipe("unet-biplane-jitter",
                "the biplane U-Net fine-tuned on miscalibrated views: each augmented training variant's "
                "second view is acquired up to 5 deg off 90 (one error per tree and variant) and "

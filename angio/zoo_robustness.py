@@ -117,9 +117,11 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
     t0 = time.perf_counter()
     rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log)
+    # where, when and how long this measurement ran: the record's or, with add, its addition's
+    provenance = {"wall_s": time.perf_counter() - t0, "evaluated_on": _hardware(), "commit": _git_commit(),
+                  "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if old is not None:
-        addition = {"conditions": list(chosen), "wall_s": time.perf_counter() - t0, "evaluated_on": _hardware(),
-                    "commit": _git_commit(), "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        addition = {"conditions": list(chosen), **provenance}
         # the record's conditions and rows stay in the order of CONDITIONS
         conds = {k: v for k, v in old["conditions"].items() if k not in chosen}
         conds.update({label: asdict(acq) for label, acq in chosen.items()})
@@ -137,10 +139,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         "cases": cases,
         "target": "exact",
         "rows": rows,
-        "wall_s": time.perf_counter() - t0,
-        "evaluated_on": _hardware(),
-        "commit": _git_commit(),
-        "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance,
     }
     return _write(out, name, record)
 

@@ -324,6 +324,9 @@ def test_study_sub_commands_and_python_m_angio_study_call_the_same_code(monkeypa
     (["evaluate", "--profile", "tiny", "--device", "bogus"], "--device 'bogus'"),
     (["train", "--profile", "tiny", "--device", "cuda:7"], "--device 'cuda:7'"),
     (["train", "--profile", "tiny", "--size", "0"], "--size must be a positive integer"),
+    (["train", "--recipe", "unet-biplane-conerays", "--time-budget", "nan"], "--time-budget must be a positive"),
+    (["train", "--recipe", "unet-biplane-conerays", "--time-budget", "-5"], "--time-budget must be a positive"),
+    (["train", "--recipe", "unet-biplane-conerays", "--max-epochs", "0"], "--max-epochs must be a positive"),
 ])
 def test_bad_arguments_fail_before_any_work(tmp_path, capsys, argv, message):
     code = cli.main([*argv, "--results", str(tmp_path / "r")])
@@ -384,3 +387,23 @@ def test_python_dash_m_angio_is_the_angio_command():
     from angio import zoo
 
     assert all(name in out.stdout for name in zoo.RECIPES)
+
+
+def test_train_recipe_passes_its_bounds_and_publishes(monkeypatch, capsys, tmp_path):
+    from angio import zoo
+
+    calls = []
+
+    def fake_train(name, *, results_dir, progress, max_epochs, time_budget_s):
+        calls.append(("train", name, results_dir, max_epochs, time_budget_s))
+        return type("T", (), {"epoch": 3, "checkpoint": tmp_path / "best.pt"})()
+
+    monkeypatch.setattr(zoo, "train_recipe", fake_train)
+    monkeypatch.setattr(zoo, "publish", lambda name, *, results_dir: calls.append(("publish", name))
+                        or tmp_path / f"{name}.json")
+    assert cli.main(["train", "--recipe", "unet-3view", "--time-budget", "60", "--max-epochs", "5",
+                     "--results", "r"]) == 0
+    assert cli.main(["train", "--recipe", "unet-3view", "--no-publish"]) == 0
+    assert calls == [("train", "unet-3view", "r", 5, 60.0), ("publish", "unet-3view"),
+                     ("train", "unet-3view", "results", None, None)]
+    assert "selected epoch 3" in capsys.readouterr().out
