@@ -241,7 +241,7 @@ RECIPES: dict[str, Recipe] = {
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source 750 mm from "
                "the isocentre, detector at 1100 mm) back-projected along the cone's own rays, as "
                "`angio reconstruct` reads XA files; 96^3 patches one per step (CPU-sized; each input is built "
-               "once, when first drawn, and kept in memory), learning rate 1e-4 from the parallel-beam weights",
+               "once, before training, and kept in memory), learning rate 1e-4 from the parallel-beam weights",
                _zoo_unet(2),
                _unet_settings(epochs=40, geometry="cone-rays", patch_size=96, inference_patch=96, resident=True),
                patience=6, lr=1e-4, init_from="unet-biplane"),
@@ -249,10 +249,12 @@ RECIPES: dict[str, Recipe] = {
                "the biplane U-Net fine-tuned on miscalibrated views: each augmented training variant's "
                "second view is acquired up to 5 deg off 90 (one error per tree and variant) and "
                "back-projected at 90, so the model learns smears that do not cross where it expects "
-               "(the robustness table: 2 deg of error halve the parallel model's Dice); GPU-sized, "
+               "(the robustness table: 2 deg of error halve the parallel model's Dice); 96^3 patches one "
+               "per step (CPU-sized; the inputs of every variant are built once, before training, and kept in memory), "
                "learning rate 1e-4 from the parallel-beam weights, selected on nominal validation views",
-               _zoo_unet(2), _gpu_settings(angle_jitter_deg=5.0, epochs=60), patience=10, lr=1e-4,
-               lr_milestones=(40,), init_from="unet-biplane"),
+               _zoo_unet(2),
+               _unet_settings(epochs=40, angle_jitter_deg=5.0, patch_size=96, inference_patch=96, resident=True),
+               patience=6, lr=1e-4, init_from="unet-biplane"),
         *(_paper_recipe(n, modality) for modality in ("rotational", "cta") for n in PAPER_VIEWS),
         *(_paper_recipe(n, "cta", "otsu_window") for n in PAPER_VIEWS),
     ]
