@@ -266,9 +266,9 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) 
     )
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
+        raise InputError(
             f"cannot resume {path}: the config differs in fields that change the training ({detail}). "
-            f"Only {sorted(RESUMABLE_CHANGES)} may change on resume."
+            f"Only {sorted(RESUMABLE_CHANGES)} may change on resume; delete {path.parent} to start over."
         )
 
 
