@@ -265,8 +265,9 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_MODELS: dict[int, str] = {2: "unet-biplane", 3: "unet-3view"}
 
 #: The model for views of a cone-beam C-arm (X-ray angiography files), where one is shipped;
-#: other view counts use :data:`DEFAULT_MODELS`.
-CONE_MODELS: dict[int, str] = {2: "unet-biplane-cone"}
+#: other view counts use :data:`DEFAULT_MODELS`. Chosen on the validation trees' cone-ray
+#: inputs (``angio/_data/zoo/robustness/validation/``), as ``reconstruct_xa`` builds them.
+CONE_MODELS: dict[int, str] = {2: "unet-biplane-conerays"}
 
 
 def default_model(n_views: int, geometry: str = "parallel", shipped: dict | None = None) -> str | None:

@@ -148,9 +148,9 @@ def test_retrain_starts_fine_tuned_recipes_from_the_retrained_parent(tmp_path, t
 
 
 def test_default_model_prefers_the_geometry_of_the_views():
-    shipped = {"unet-biplane": None, "unet-3view": None, "unet-biplane-cone": None}
+    shipped = {"unet-biplane": None, "unet-3view": None, zoo.CONE_MODELS[2]: None}
     assert zoo.default_model(2, "parallel", shipped) == "unet-biplane"
-    assert zoo.default_model(2, "cone", shipped) == "unet-biplane-cone"
+    assert zoo.default_model(2, "cone", shipped) == zoo.CONE_MODELS[2] != "unet-biplane"
     assert zoo.default_model(3, "cone", shipped) == "unet-3view"  # no cone-beam 3-view model: the parallel one
     assert zoo.default_model(2, "cone", {"unet-biplane": None}) == "unet-biplane"
     assert zoo.default_model(5, "parallel", shipped) is None

@@ -78,7 +78,9 @@ def test_unknown_condition_or_entry_is_refused(tmp_path):
 
 
 CONE = ["cone beam (750/1100 mm)", "cone beam, cone-ray back-projection"]
-SHIPPED = {zoo.DEFAULT_MODELS[2]: list(CONDITIONS), zoo.CONE_MODELS[2]: ["nominal", *CONE],
+#: every entry trained on cone-beam views, besides the parallel-beam biplane and 3-view models
+CONE_TRAINED = sorted(n for n, e in zoo.entries().items() if e.settings.geometry != "parallel")
+SHIPPED = {zoo.DEFAULT_MODELS[2]: list(CONDITIONS), **{n: ["nominal", *CONE] for n in CONE_TRAINED},
            zoo.DEFAULT_MODELS[3]: ["nominal", *CONE]}
 
 
@@ -110,3 +112,16 @@ def test_validation_records_chose_the_cone_beam_input(name):
     assert list(record["conditions"]) == ["nominal", *CONE]
     dice = {s["condition"]: s["dice"] for s in mean_table(record["rows"], by=("condition",), metrics=("dice",))}
     assert dice[CONE[1]] > dice[CONE[0]]
+
+
+def test_the_xa_model_is_the_best_on_the_validation_trees_cone_ray_input():
+    """``zoo.CONE_MODELS[2]`` (``reconstruct_xa``'s model for two planes) was chosen on validation trees."""
+    from angio.study import mean_table
+    from angio.zoo_robustness import ROBUSTNESS_DIR
+
+    dice = {}
+    for name in [zoo.DEFAULT_MODELS[2], *CONE_TRAINED]:
+        rows = [r for r in read_robustness(name, robustness_dir=ROBUSTNESS_DIR / "validation")["rows"]
+                if r["condition"] == CONE[1]]
+        dice[name] = mean_table(rows, by=("condition",), metrics=("dice",))[0]["dice"]
+    assert max(dice, key=dice.get) == zoo.CONE_MODELS[2], dice
