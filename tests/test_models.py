@@ -276,9 +276,13 @@ def test_a_few_adam_steps_decrease_the_loss(name):
 
 
 @pytest.mark.parametrize("name", ["dae", "unet"])
-def test_bf16_autocast_forward_and_backward_on_cpu(name):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bf16_autocast_forward_and_backward_on_cpu(name, seed):
+    # 32^3, not 16^3: at 16^3 the U-Net's bottleneck BatchNorm normalises 8 voxels, and in bf16
+    # its gradients overflowed for 8 of 200 random initialisations (fp32: none); at 32^3, 0 of 100
+    torch.manual_seed(seed)
     model = build_model(name, **({} if name == "dae" else {"base_channels": 4}))
-    x = torch.rand(1, 1, 16, 16, 16)
+    x = torch.rand(1, 1, 32, 32, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
         loss = FocalLoss()(out, (x > 0.5).float())
