@@ -188,6 +188,17 @@ def _gpu_recipe(name: str, description: str, n_views: int, base_channels: int = 
                   lr_milestones=(drop_at, 75), patience=15, val_every=1)
 
 
+def _biplane_finetune(name: str, description: str, **changes) -> Recipe:
+    """A CPU-sized fine-tune of ``unet-biplane``: 96^3 patches one per step, learning rate 1e-4.
+
+    Up to 40 epochs, patience 6, selected by validation Dice; ``changes`` go to the settings
+    (the acquisition it is fine-tuned for, ``resident``).
+    """
+    return Recipe(name, description, _zoo_unet(2),
+                  _unet_settings(epochs=40, patch_size=96, inference_patch=96, **changes),
+                  patience=6, lr=1e-4, init_from="unet-biplane")
+
+
 #: The paper's view counts (its Table 1).
 PAPER_VIEWS = (90, 46, 24, 10, 5, 3, 2)
 
@@ -230,31 +241,25 @@ RECIPES: dict[str, Recipe] = {
                     "back-projections of 3 views (0, 45, 90 deg), Dice + BCE against the exact mask; " + _GPU_NOTE, 3,
                     drop_at=24),
         _gpu_recipe("unet-3view-wide", "as unet-3view with 16 base channels (5.7 M parameters, 4x the compute)", 3, 16),
-        Recipe("unet-biplane-cone",
+        _biplane_finetune("unet-biplane-cone",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source "
                "750 mm from the isocentre, detector at 1100 mm), demagnified to the isocentre as "
                "`angio reconstruct` reads XA files; 96^3 patches one per step (CPU-sized), learning rate 1e-4",
-               _zoo_unet(2),
-               _unet_settings(epochs=40, geometry="cone", patch_size=96, inference_patch=96), patience=6, lr=1e-4,
-               init_from="unet-biplane"),
-        Recipe("unet-biplane-conerays",
+               geometry="cone"),
+        _biplane_finetune("unet-biplane-conerays",
                "the biplane U-Net fine-tuned on the views of a clinical cone-beam C-arm (source 750 mm from "
                "the isocentre, detector at 1100 mm) back-projected along the cone's own rays, as "
                "`angio reconstruct` reads XA files; 96^3 patches one per step (CPU-sized; each input is built "
                "once, before training, and kept in memory), learning rate 1e-4 from the parallel-beam weights",
-               _zoo_unet(2),
-               _unet_settings(epochs=40, geometry="cone-rays", patch_size=96, inference_patch=96, resident=True),
-               patience=6, lr=1e-4, init_from="unet-biplane"),
-        Recipe("unet-biplane-jitter",
+               geometry="cone-rays", resident=True),
+        _biplane_finetune("unet-biplane-jitter",
                "the biplane U-Net fine-tuned on miscalibrated views: each augmented training variant's "
                "second view is acquired up to 5 deg off 90 (one error per tree and variant) and "
                "back-projected at 90, so the model learns smears that do not cross where it expects "
                "(the robustness table: 2 deg of error halve the parallel model's Dice); 96^3 patches one "
                "per step (CPU-sized; the inputs of every variant are built once, before training, and kept in memory), "
                "learning rate 1e-4 from the parallel-beam weights, selected on nominal validation views",
-               _zoo_unet(2),
-               _unet_settings(epochs=40, angle_jitter_deg=5.0, patch_size=96, inference_patch=96, resident=True),
-               patience=6, lr=1e-4, init_from="unet-biplane"),
+               angle_jitter_deg=5.0, resident=True),
         *(_paper_recipe(n, modality) for modality in ("rotational", "cta") for n in PAPER_VIEWS),
         *(_paper_recipe(n, "cta", "otsu_window") for n in PAPER_VIEWS),
     ]
