@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from angio.models.blocks import ReLUMaxPool3d
+from angio.models.blocks import ReLUMaxPool3d, SafeConv3d
 from angio.models.dae import DenoisingAutoencoder3D
 from angio.models.losses import BCELoss, DiceBCELoss, FocalLoss, build_loss, focal_loss
 from angio.models.unet import ResidualBlock3D, UNet3D
@@ -24,6 +24,7 @@ __all__ = [
     "UNet3D",
     "ResidualBlock3D",
     "ReLUMaxPool3d",
+    "SafeConv3d",
     "FocalLoss",
     "DiceBCELoss",
     "BCELoss",

@@ -1,5 +1,7 @@
 """Building blocks shared by the networks of :mod:`angio.models` (kept apart from the networks, as MONAI does).
 
+* :class:`SafeConv3d`: ``nn.Conv3d`` that computes in float32, not bfloat16, where
+  oneDNN's CPU bf16 kernel returns a wrong weight gradient (inputs of depth 2).
 * :class:`ReLUMaxPool3d`: ``MaxPool3d(2)(ReLU(x))`` as one autograd function that saves the
   pooled output and a 1-byte in-window argmax instead of the full-resolution ReLU output and
   8-byte pooling indices. Outputs and gradients are identical to ``nn.ReLU`` followed by
@@ -26,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 __all__ = [
     "Interval",
     "ReLUMaxPool3d",
+    "SafeConv3d",
     "check_input",
     "checkpoint_call",
     "hull",
@@ -36,6 +39,38 @@ __all__ = [
 
 #: An inclusive interval ``(first, last)`` of voxel indices along one axis.
 Interval = tuple[int, int]
+
+
+# ----------------------------------------------------------------------------- convolution
+def _cpu_bf16_autocast(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+
+
+class SafeConv3d(nn.Conv3d):
+    """``nn.Conv3d`` that leaves CPU bf16 autocast where oneDNN computes a wrong weight gradient.
+
+    Measured with torch 2.13 (oneDNN 3.12, AVX-512 CPU): under ``torch.autocast("cpu",
+    dtype=torch.bfloat16)``, the weight gradient of a ``3x3x3`` convolution whose input has
+    depth (``Z``) 2 and enough channels (16 -> 32 and wider in our trials) is garbage: ``inf``/``NaN`` in 15% of random
+    trials, a relative error up to ``1e38`` in the rest, against 2e-3 at every other depth
+    tried (1, 3, 4, 6, 8). It meets a U-Net's bottleneck on small patches (a 32^3 patch at
+    depth 4 is 2^3 there) and stopped bf16 training runs with a non-finite gradient norm.
+
+    Such an input is tiny, so this layer computes it in float32 (autocast off; the output is
+    float32 and the next layer casts it back). Everywhere else, and on other devices, it is
+    ``nn.Conv3d``. Parameters and state-dict keys are those of ``nn.Conv3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` of shape ``(B, C_in, Z, Y, X)``."""
+        if x.dim() == 5 and x.shape[2] <= 2 and _cpu_bf16_autocast(x):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
 
 
 # ----------------------------------------------------------------------------- fused ReLU + pool

@@ -10,7 +10,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from angio.models.blocks import Interval, ReLUMaxPool3d, check_input, checkpoint_call, rf_conv, rf_pool, rf_up
+from angio.models.blocks import (
+    Interval,
+    ReLUMaxPool3d,
+    SafeConv3d,
+    check_input,
+    checkpoint_call,
+    rf_conv,
+    rf_pool,
+    rf_up,
+)
 
 __all__ = ["DenoisingAutoencoder3D"]
 
@@ -60,7 +69,7 @@ class DenoisingAutoencoder3D(nn.Module):
 
         def down(cin: int, cout: int) -> nn.Sequential:
             tail = [ReLUMaxPool3d()] if fused_relu_pool else [nn.ReLU(inplace=True), nn.MaxPool3d(2)]
-            return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), *tail)
+            return nn.Sequential(SafeConv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), *tail)
 
         def up(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(

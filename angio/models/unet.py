@@ -10,7 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from angio.models.blocks import Interval, ReLUMaxPool3d, check_input, checkpoint_call, hull, rf_conv, rf_pool, rf_up
+from angio.models.blocks import (
+    Interval,
+    ReLUMaxPool3d,
+    SafeConv3d,
+    check_input,
+    checkpoint_call,
+    hull,
+    rf_conv,
+    rf_pool,
+    rf_up,
+)
 
 __all__ = ["UNet3D", "ResidualBlock3D"]
 
@@ -27,7 +37,7 @@ def _norm(kind: str, channels: int, groups: int) -> nn.Module:
 
 def _conv_norm(cin: int, cout: int, kernel: int, norm: str, groups: int) -> nn.Sequential:
     """``Conv3d`` (no bias: the norm's shift replaces it) followed by a normalisation layer."""
-    return nn.Sequential(nn.Conv3d(cin, cout, kernel, padding=kernel // 2, bias=False), _norm(norm, cout, groups))
+    return nn.Sequential(SafeConv3d(cin, cout, kernel, padding=kernel // 2, bias=False), _norm(norm, cout, groups))
 
 
 class ResidualBlock3D(nn.Module):
@@ -197,4 +207,3 @@ class UNet3D(nn.Module):
             f"in_channels={self.in_channels}, out_channels={self.out_channels}, base_channels={self.base_channels}, "
             f"depth={self.depth}, residual={self.residual}, norm={self.norm!r}, checkpointing={self.checkpointing}"
         )
-

@@ -38,9 +38,7 @@ PROFILES: dict[str, StudySettings] = {
                           variants=0, n_test=5, n_val=3, inference_patch=128, output_prior=0.005),
     "tiny": StudySettings(spec=VolumeSpec(size=32, fov_mm=96.0, center="major"), epochs=1,
                           variants=1, n_test=2, n_val=1, max_train_cases=3, max_steps_per_epoch=3,
-                          # fp32: at 32^3 the BatchNorm bottleneck of the live models holds a few
-                          # voxels and bf16 gradients can overflow (a fresh-clone CI run stopped on it)
-                          output_prior=0.005, precision="fp32"),
+                          output_prior=0.005),
 }
 
 VIEW_COUNTS: dict[str, tuple[int, ...]] = {
