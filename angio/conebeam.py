@@ -35,12 +35,31 @@ seen from the isocentre, with ``a = b = 0`` the detector anterior (beam travelli
 posterior to anterior, ``-y`` in LPS). :meth:`CArmGeometry.from_dicom` maps them onto
 ``t = a + 180`` (so that ``r = (sin a, -cos a, 0)`` at ``b = 0``) and ``s = b``.
 
-Implementation: rays are sampled every ``step`` voxels between the points where they enter
-and leave the volume's bounding sphere, with trilinear interpolation
-(:func:`torch.nn.functional.grid_sample`, zero outside the volume, so volumes must be
-non-negative, as ``[0, 1]`` angiograms are); detector rows are processed in chunks so
-memory stays bounded. Back-projection maps every voxel centre to the detector and samples
-the image bilinearly (views whose footprint misses a voxel do not count for it).
+Implementation
+--------------
+:func:`cone_mip` samples each ray every ``step`` voxels on a lattice spanning the volume's
+bounding sphere (offsets from the ray's closest point to the isocentre), with trilinear
+interpolation (:func:`torch.nn.functional.grid_sample`, zero outside the volume, so volumes
+must be non-negative, as ``[0, 1]`` angiograms are). Only the run of lattice samples that
+can meet the volume (its cube grown by one voxel) is evaluated: every other sample is
+exactly 0 and cannot change a maximum of non-negative values. Sample points are built in
+float32 grid units directly; detector rows are processed in chunks.
+
+:func:`cone_backproject` maps voxel centres to the detector with one ``3 x 4`` projective
+matrix per view (``(x, y, z, 1)`` to grid_sample coordinates times ``w = 1 + (p . r) / D_so``),
+evaluated in float64 so that whether a voxel near a detector edge counts is decided to
+``1e-6`` pixels, as :meth:`CArmGeometry.project` would; the images are sampled bilinearly in
+float32 for a group of views at once (views whose footprint misses a voxel do not count for
+it). The volume is processed in chunks of voxels (flat ``z, y, x`` order) and, when many
+views do not fit, in groups of views, accumulated into the float32 result.
+
+Memory: besides its inputs and the float32 result, each call works on one chunk at a time
+whose working set is at most ``_CHUNK_BYTES`` (16 MiB on the CPU, 8 times that on CUDA):
+``_MIP_BYTES_PER_SAMPLE`` bytes per ray sample (whole detector rows of full-length rays;
+one row if a single row needs more) and ``_BP_BYTES_PER_PAIR`` bytes per (view, voxel)
+pair. The back-projection's peak extra memory is therefore about 16 MiB plus the ``N^3``
+result (216 MiB at 384^3) whatever the number of views, instead of full-size coordinate
+grids (1.3 GiB of float64 coordinates at 384^3, plus temporaries, for each view).
 """
 
 from __future__ import annotations
@@ -58,7 +77,11 @@ from angio.errors import InputError
 __all__ = ["CArmGeometry", "cone_mip", "cone_backproject", "cone_mip_reference", "isocentre_view",
            "parallel_equivalent"]
 
-_CHUNK_SAMPLES = 2**24  # ray samples per chunk (x 3 coordinates x 4 bytes = 192 MiB)
+_CHUNK_BYTES = 16 * 2**20
+"""Working set of one chunk (bytes): ray samples of :func:`cone_mip`, (view, voxel) pairs of
+:func:`cone_backproject`."""
+_MIP_BYTES_PER_SAMPLE = 32  # sample points (12), offsets (4, 4), values (4) and amax, rounded up
+_BP_BYTES_PER_PAIR = 64  # float64 homogeneous points (24) and grid (16), float32 grid (8), masks (3), values (4), ...
 
 
 @dataclass(frozen=True)
@@ -189,10 +212,35 @@ def _as_volume(volume, device) -> torch.Tensor:
     return v
 
 
-def _to_grid(points_mm: torch.Tensor, n: int, spacing_mm: float) -> torch.Tensor:
-    """World ``(x, y, z)`` mm to grid_sample coordinates in ``[-1, 1]`` (align_corners=True)."""
-    c = (n - 1) / 2.0
-    return points_mm / (spacing_mm * c)
+def _chunk_items(bytes_per_item: int, device: torch.device) -> int:
+    """How many items of ``bytes_per_item`` bytes fit in one chunk's working set (at least 1).
+
+    The working set is :data:`_CHUNK_BYTES` on the CPU (cache-sized) and 8 times that on CUDA
+    (fewer, larger kernel launches), as in :mod:`angio.projection`.
+    """
+    return max(1, (8 if device.type == "cuda" else 1) * _CHUNK_BYTES // bytes_per_item)
+
+
+def _ray_runs(origin: np.ndarray, direction: np.ndarray, radius: float, delta: float, n_samples: int,
+              half: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per ray, the first lattice sample that can be non-zero, the rays' closest points and the run length.
+
+    The samples of a ray are ``centre + (k delta - radius) direction``, ``k = 0 .. n_samples - 1``
+    (``centre``: the ray's closest point to the isocentre). Only those inside the cube of
+    half-side ``half`` (mm) can read a non-zero voxel; returns ``(k_lo, centre, length)`` where
+    samples ``k_lo .. k_lo + length - 1`` cover every such sample of every ray.
+    """
+    centre = origin - (origin * direction).sum(-1, keepdims=True) * direction
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = (-half - centre) / direction, (half - centre) / direction
+    parallel_inside = np.abs(centre) < half  # a ray parallel to a face: all or nothing
+    moving = direction != 0
+    t_lo = np.where(moving, np.minimum(a, b), np.where(parallel_inside, -np.inf, np.inf)).max(-1)
+    t_hi = np.where(moving, np.maximum(a, b), np.where(parallel_inside, np.inf, -np.inf)).min(-1)
+    k_lo = np.clip(np.ceil((t_lo + radius) / delta), 0, n_samples - 1)
+    k_hi = np.clip(np.floor((t_hi + radius) / delta), -1, n_samples - 1)
+    length = int(max(0.0, (k_hi - k_lo + 1).max(initial=0.0)))
+    return k_lo, centre, length
 
 
 def cone_mip(volume, geometries: Sequence[CArmGeometry], *, spacing_mm: float, step: float = 0.5,
@@ -227,24 +275,60 @@ def cone_mip(volume, geometries: Sequence[CArmGeometry], *, spacing_mm: float, s
     if len(shapes) != 1:
         raise ValueError(f"all views need the same detector shape, got {sorted(shapes)}")
     rows, cols = shapes.pop()
-    radius = math.sqrt(3.0) * (n - 1) / 2.0 * spacing_mm  # bounding sphere of the voxel centres
+    c = (n - 1) / 2.0
+    radius = math.sqrt(3.0) * c * spacing_mm  # bounding sphere of the voxel centres
     n_samples = int(math.ceil(2 * radius / (step * spacing_mm))) + 1
-    chunk = max(1, _CHUNK_SAMPLES // max(1, cols * n_samples))
+    delta = 2 * radius / max(n_samples - 1, 1)
+    # trilinear samples with zeros padding read voxels only within one voxel of the centres' cube
+    half = (c + 1.0) * spacing_mm * (1 + 1e-6)
+    scale = 1.0 / (spacing_mm * max(c, 0.5))  # mm to grid_sample units (align_corners=True)
+    chunk = _chunk_items(cols * n_samples * _MIP_BYTES_PER_SAMPLE, device)  # detector rows per chunk
     grid_volume = v[None, None]  # (1, 1, D=z, H=y, W=x)
-    out = torch.empty((len(geometries), rows, cols), dtype=torch.float32, device=device)
-    offsets = torch.linspace(-radius, radius, n_samples, dtype=torch.float64, device=device)
+    out = torch.zeros((len(geometries), rows, cols), dtype=torch.float32, device=device)
     for k, g in enumerate(geometries):
         for r0 in range(0, rows, chunk):
-            origin, direction = (torch.as_tensor(a, dtype=torch.float64, device=device)
-                                 for a in g.rays(np.arange(r0, min(rows, r0 + chunk))))
-            # closest point of each ray to the isocentre, then samples across the sphere
-            centre = origin - (origin * direction).sum(-1, keepdim=True) * direction
-            pts = centre[..., None, :] + offsets[:, None] * direction[..., None, :]  # (R, C, S, 3)
-            grid = _to_grid(pts, n, spacing_mm).to(torch.float32)  # (x, y, z) order = (W, H, D)
+            origin, direction = g.rays(np.arange(r0, min(rows, r0 + chunk)))
+            k_lo, centre, length = _ray_runs(origin, direction, radius, delta, n_samples, half)
+            if length == 0:  # no ray of the chunk meets the volume
+                continue
+            # offsets along each ray, in grid units: (k_lo + s) delta - radius for s < length
+            k_lo_t = torch.as_tensor(k_lo, dtype=torch.float32, device=device)
+            s = torch.arange(length, dtype=torch.float32, device=device)
+            t = (k_lo_t[..., None] + s).mul_(delta * scale).sub_(radius * scale)  # (R, C, S)
+            centre_t = torch.as_tensor(centre * scale, dtype=torch.float32, device=device)
+            direction_t = torch.as_tensor(direction, dtype=torch.float32, device=device)
+            grid = torch.addcmul(centre_t[..., None, :], t[..., None], direction_t[..., None, :])  # (x, y, z)
+            del t
             samples = F.grid_sample(grid_volume, grid[None], mode="bilinear", padding_mode="zeros",
                                     align_corners=True)  # (1, 1, R, C, S)
-            out[k, r0:r0 + grid.shape[0]] = samples[0, 0].amax(-1)
+            del grid
+            out[k, r0:r0 + samples.shape[2]] = samples[0, 0].amax(-1)
     return out.cpu().numpy()
+
+
+def _bp_matrices(geometries: Sequence[CArmGeometry], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per view, the ``(3, 4)`` matrix taking ``(x, y, z, 1)`` mm to grid_sample ``(g_x w, g_y w, w)``.
+
+    ``g = (g_x, g_y)`` is the projected point in :func:`torch.nn.functional.grid_sample` units
+    (``align_corners=True``: ``-1`` and ``1`` are the first and last pixel centres) and
+    ``w = m_0 / m(p) = 1 + (p . r) / D_so`` (1 for parallel rays). Also returns the limits
+    ``(V, 2)`` of ``|g_x|``, ``|g_y|`` inside the detector, with a tolerance of
+    ``1e-6`` pixels for round-off (as :meth:`CArmGeometry.project` in float64).
+    """
+    rows, cols = shape
+    half = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
+    unit = np.maximum(half, 0.5)  # a one-pixel axis: any grid value reads the pixel
+    mats, lims = [], []
+    for g in geometries:
+        r, e_u, e_v = g.frame()
+        mat = np.zeros((3, 4))
+        mat[0, :3] = g.magnification * e_u / (g.pixel_mm[1] * unit[0])
+        mat[1, :3] = g.magnification * e_v / (g.pixel_mm[0] * unit[1])
+        mat[2, :3] = 0.0 if g.is_parallel else r / g.source_isocenter_mm
+        mat[2, 3] = 1.0
+        mats.append(mat)
+        lims.append((half + 1e-6) / unit)
+    return np.stack(mats), np.stack(lims)
 
 
 def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spacing_mm: float,
@@ -254,7 +338,9 @@ def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spac
 
     Voxel ``(z, y, x)`` receives each image, bilinearly interpolated, at the detector
     position its centre projects to (:meth:`CArmGeometry.project`); views that do not see the
-    voxel are left out (for ``"min"``, a voxel seen by no view is 0).
+    voxel are left out (for ``"min"``, a voxel seen by no view is 0). The volume is computed
+    in chunks of voxels (and, with many views, groups of views) whose working set is about
+    ``_CHUNK_BYTES`` (see the module docstring), so memory beyond the result stays bounded.
 
     Parameters
     ----------
@@ -292,34 +378,56 @@ def cone_backproject(images, geometries: Sequence[CArmGeometry], n: int, *, spac
     if imgs.ndim != 3 or len(imgs) != len(geometries):
         raise ValueError(f"need one (rows, cols) image per geometry, got {tuple(imgs.shape)} "
                          f"for {len(geometries)} geometries")
-    c = (n - 1) / 2.0
-    axis = (torch.arange(n, dtype=torch.float64, device=device) - c) * spacing_mm
-    zz, yy, xx = torch.meshgrid(axis, axis, axis, indexing="ij")
-    pts = torch.stack([xx, yy, zz], dim=-1)  # (N, N, N, 3) as (x, y, z)
-    acc = torch.full((n, n, n), 0.0 if mode == "sum" else math.inf, dtype=torch.float32, device=device)
-    seen = torch.zeros((n, n, n), dtype=torch.bool, device=device)
-    everywhere = torch.ones((n, n, n), dtype=torch.bool, device=device)
-    for img, g in zip(imgs, geometries):
-        r, e_u, e_v = (torch.as_tensor(a, device=device) for a in g.frame())
-        m = 1.0 if g.is_parallel else g.source_detector_mm / (g.source_isocenter_mm + pts @ r)
-        rows, cols = img.shape
-        row = m * (pts @ e_v) / g.pixel_mm[0] + (rows - 1) / 2.0
-        col = m * (pts @ e_u) / g.pixel_mm[1] + (cols - 1) / 2.0
-        inside = (row >= -1e-6) & (row <= rows - 1 + 1e-6) & (col >= -1e-6) & (col <= cols - 1 + 1e-6)
-        grid = torch.stack([2 * col / max(cols - 1, 1) - 1, 2 * row / max(rows - 1, 1) - 1], dim=-1)
-        value = F.grid_sample(img[None, None], grid.reshape(1, n, n * n, 2).to(torch.float32), mode="bilinear",
-                              padding_mode="border", align_corners=True).reshape(n, n, n)
-        if mode == "sum":
-            acc += torch.where(inside, value, torch.zeros_like(value))
-        else:
-            acc = torch.where(inside, torch.minimum(acc, value), acc)
-        seen |= inside
-        everywhere &= inside
-    if mode == "min" or require_all_views:
-        acc = torch.where(everywhere if require_all_views else seen, acc, torch.zeros_like(acc))
+    n_views = len(geometries)
+    mats, lims = _bp_matrices(geometries, tuple(imgs.shape[1:]))
+    # the projected positions are float64: whether a voxel near a detector edge counts is decided
+    # to 1e-6 pixels, below float32's resolution on a large detector
+    mats = torch.as_tensor(mats, dtype=torch.float64, device=device).reshape(3 * n_views, 4)
+    lims = torch.as_tensor(lims, dtype=torch.float64, device=device)[:, :, None]  # (V, 2, 1)
+    pairs = _chunk_items(_BP_BYTES_PER_PAIR, device)  # (view, voxel) pairs per chunk
+    group = min(n_views, pairs)  # views per grid_sample call
+    size = min(n**3, max(1, pairs // group))  # voxels per chunk
+    axis = (torch.arange(n, dtype=torch.float64, device=device) - (n - 1) / 2.0) * spacing_mm
+    acc = torch.empty(n**3, dtype=torch.float32, device=device)
+    keep_seen = mode == "min" and not require_all_views
+    fill = 0.0 if mode == "sum" else math.inf
+    for i0 in range(0, n**3, size):
+        flat = torch.arange(i0, min(n**3, i0 + size), device=device)
+        pts = torch.stack([axis[flat % n], axis[flat // n % n], axis[flat // (n * n)],
+                           torch.ones(len(flat), dtype=torch.float64, device=device)])  # (4, M): x, y, z, 1
+        part = torch.full((len(flat),), fill, dtype=torch.float32, device=device)
+        mask = torch.full((len(flat),), not keep_seen, dtype=torch.bool, device=device)
+        for v0 in range(0, n_views, group):
+            v1 = min(n_views, v0 + group)
+            hom = (mats[3 * v0:3 * v1] @ pts).reshape(v1 - v0, 3, -1)  # (G, 3, M)
+            grid = hom[:, :2] / hom[:, 2:]  # (G, 2, M): g_x, g_y
+            del hom
+            grid32 = grid.transpose(1, 2).to(torch.float32, memory_format=torch.contiguous_format)  # (G, M, 2)
+            inside = grid.abs_() <= lims[v0:v1]
+            inside = inside[:, 0] & inside[:, 1]  # (G, M)
+            del grid
+            value = F.grid_sample(imgs[v0:v1, None], grid32[:, None], mode="bilinear", padding_mode="border",
+                                  align_corners=True)[:, 0, 0]  # (G, M)
+            del grid32
+            value.masked_fill_(~inside, fill)
+            if mode == "sum":
+                part += value.sum(0)
+            else:
+                torch.minimum(part, value.amin(0), out=part)
+            if require_all_views:
+                mask &= inside.all(0)
+            elif keep_seen:
+                mask |= inside.any(0)
+        if mode == "min" or require_all_views:
+            part.masked_fill_(~mask, 0.0)
+        acc[i0:i0 + len(flat)] = part
+    acc = acc.reshape(n, n, n)
     if normalize:
         lo, hi = acc.min(), acc.max()
-        acc = (acc - lo) / (hi - lo) if hi > lo else torch.zeros_like(acc)
+        if hi > lo:
+            acc.sub_(lo).div_(hi - lo)
+        else:
+            acc.zero_()
     return acc.cpu().numpy()
 
 

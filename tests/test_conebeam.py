@@ -138,3 +138,77 @@ def test_isocentre_view_undoes_the_magnification():
     a = cone_mip(v, [CArmGeometry.parallel(n, h, 30.0)], spacing_mm=h, step=0.25)[0]
     b = cone_mip(v, [CArmGeometry.parallel(n, h, 210.0)], spacing_mm=h, step=0.25)[0]
     np.testing.assert_allclose(a, b[:, ::-1], atol=1e-4)
+
+
+def backproject_slow(images, geometries, n, h, mode):
+    """Independent NumPy/SciPy back-projection of the whole volume at once (float64, no chunks)."""
+    from scipy import ndimage
+
+    c = (n - 1) / 2
+    ax = (np.arange(n) - c) * h
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    pts = np.stack([x, y, z], axis=-1)
+    acc = np.full((n, n, n), 0.0 if mode == "sum" else np.inf)
+    seen = np.zeros((n, n, n), dtype=bool)
+    for img, g in zip(images, geometries):
+        row, col = g.project(pts)
+        rows, cols = g.detector_shape
+        inside = (row >= -1e-6) & (row <= rows - 1 + 1e-6) & (col >= -1e-6) & (col <= cols - 1 + 1e-6)
+        value = ndimage.map_coordinates(img.astype(np.float64), [row, col], order=1, mode="nearest")
+        acc = acc + np.where(inside, value, 0.0) if mode == "sum" else np.where(inside, np.minimum(acc, value), acc)
+        seen |= inside
+    return np.where(seen, acc, 0.0) if mode == "min" else acc
+
+
+@pytest.mark.parametrize("mode", ["sum", "min"])
+def test_chunked_backprojection_equals_the_unchunked_volume(monkeypatch, mode):
+    import angio.conebeam as cb
+
+    n, h = 12, 1.0
+    rng = np.random.default_rng(3)
+    views = [CArmGeometry(50.0, 80.0, (10, 14), (1.3, 1.1), a, t) for a, t in ((0, 0), (35, 10), (90, -15), (200, 5),
+                                                                           (270, 0))]
+    images = rng.random((len(views), 10, 14)).astype(np.float32)
+    whole = cone_backproject(images, views, n, spacing_mm=h, mode=mode, normalize=False)
+    slow = backproject_slow(images, views, n, h, mode)
+    assert np.isfinite(whole).all() and (whole > 0).mean() > 0.5
+    np.testing.assert_allclose(whole, slow, atol=1e-5)
+    common = cone_backproject(images, views, n, spacing_mm=h, mode=mode, require_all_views=True)
+    # working sets of 150 pairs (all 5 views, 30 voxels a chunk), 2 pairs (groups of 2 views,
+    # one voxel a chunk) and none (one view and one voxel at a time)
+    for budget in (150 * cb._BP_BYTES_PER_PAIR, 2 * cb._BP_BYTES_PER_PAIR, 1):
+        monkeypatch.setattr(cb, "_CHUNK_BYTES", budget)
+        np.testing.assert_allclose(cone_backproject(images, views, n, spacing_mm=h, mode=mode, normalize=False),
+                                   whole, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(cone_backproject(images, views, n, spacing_mm=h, mode=mode, require_all_views=True),
+                                   common, atol=1e-6)
+
+
+def test_working_set_is_bounded_by_the_chunk_size(monkeypatch):
+    import torch
+
+    import angio.conebeam as cb
+
+    n, h = 16, 1.0
+    views = [CArmGeometry.typical(20, h, a, tilt_deg=8.0) for a in (0.0, 45.0, 90.0)]
+    v = blobs(n, [(2, -3, 1)], 2.0, h)
+    expected_mip = cone_mip(v, views, spacing_mm=h)
+    images = np.clip(expected_mip, 0, 1)
+    expected_bp = cone_backproject(images, views, n, spacing_mm=h, mode="min", normalize=False)
+    sizes = []  # points per grid_sample call
+    sample = torch.nn.functional.grid_sample
+
+    def counting(inp, grid, **kw):
+        sizes.append(grid.numel() // grid.shape[-1])
+        return sample(inp, grid, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", counting)
+    monkeypatch.setattr(cb, "_CHUNK_BYTES", 64 * 2**10)
+    np.testing.assert_allclose(cone_mip(v, views, spacing_mm=h), expected_mip, atol=1e-6)
+    # whole detector rows of full-length rays: at most the rows that fit, but never a whole image
+    assert len(sizes) > len(views) and max(sizes) * cb._MIP_BYTES_PER_SAMPLE <= cb._CHUNK_BYTES
+    sizes.clear()
+    np.testing.assert_allclose(cone_backproject(images, views, n, spacing_mm=h, mode="min", normalize=False),
+                               expected_bp, atol=1e-6)
+    assert len(sizes) > 1 and max(sizes) * cb._BP_BYTES_PER_PAIR <= cb._CHUNK_BYTES
+    assert sum(sizes) == len(views) * n**3  # every (view, voxel) pair exactly once
