@@ -1,4 +1,4 @@
-"""Build small synthetic DICOM CT series with pydicom, for tests.
+"""Build small synthetic DICOM CT series and single images with pydicom, for tests.
 
 Import from a test module as ``from dicom_factory import write_ct_series`` (pytest puts the
 ``tests`` folder on ``sys.path``).
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-__all__ = ["ct_slice", "write_ct_series"]
+__all__ = ["ct_slice", "write_ct_series", "write_view"]
 
 
 def ct_slice(
@@ -107,3 +107,35 @@ def write_ct_series(
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_view(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``pixels`` (uint16 ``(rows, columns)``) as a single-frame Secondary Capture image.
+
+    ``extra`` maps DICOM keywords to values set last (a rescale, a window, or a header that
+    lies about the size: ``Rows``, ``Columns``, ``NumberOfFrames``).
+    """
+    pixels = np.asarray(pixels, dtype=np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
+    ds.PixelData = pixels.tobytes()
+    for keyword, value in (extra or {}).items():
+        setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path

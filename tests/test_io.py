@@ -302,6 +302,18 @@ def test_rescale_argument(tmp_path):
         write_dicom_series(Volume(data), tmp_path / "c", rescale=(0.0, 0.0))
 
 
+def test_frame_of_reference_of_the_source_is_kept_or_a_new_one_made(tmp_path):
+    source = "1.2.826.0.1.3680043.8.498.12345"
+    paths = write_dicom_series(Volume(np.zeros((3, 2, 2))), tmp_path / "kept", frame_of_reference_uid=source)
+    assert {pydicom.dcmread(p).FrameOfReferenceUID for p in paths} == {source}
+    fresh = [pydicom.dcmread(p) for p in write_dicom_series(Volume(np.zeros((3, 2, 2))), tmp_path / "new")]
+    assert len({ds.FrameOfReferenceUID for ds in fresh}) == 1 and fresh[0].FrameOfReferenceUID != source
+    for bad in ("", "1.02.3", "Plantedqz", "1." + "2" * 70):
+        with pytest.raises(angio.InputError, match="frame_of_reference_uid must be a DICOM UID"):
+            write_dicom_series(Volume(np.zeros((3, 2, 2))), tmp_path / "bad", frame_of_reference_uid=bad)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_left_handed_direction_is_written_as_same_physical_voxels(tmp_path):
     data = stored_values((4, 3, 3)).astype(np.float32)
     vol = Volume(data, spacing=(2.0, 1.0, 1.0), origin=(0, 0, 50.0),

@@ -13,6 +13,9 @@
 * :func:`read_xa` (:mod:`angio.io.xa`) reads one plane of an X-ray angiography file (single
   or multi-frame): the frame of peak arterial filling (or a named one), optionally
   log-subtracted, and the C-arm geometry from its positioner tags.
+* :func:`~angio.io.pixels.displayed_pixels` (:mod:`angio.io.pixels`) decodes one DICOM image
+  as displayed (modality LUT, VOI LUT, MONOCHROME1 inversion), refusing an absurd declared
+  size before decoding and compressed data without a decoder.
 
 Geometry follows DICOM's patient coordinate system (LPS, mm): ``Volume.origin`` is the
 ``ImagePositionPatient`` of slice ``z = 0``; the columns of ``Volume.direction`` are the row
@@ -21,8 +24,9 @@ cosine (array ``x``), the column cosine (array ``y``) and the slice normal (arra
 Privacy (:mod:`angio.io.deid`): neither function copies patient-identifying data. The reader
 fills ``Volume.meta`` only from :data:`META_FIELDS`; the writer copies only
 :data:`WRITTEN_META_FIELDS` from ``Volume.meta``, writes ``PatientName = "ANONYMOUS"``,
-``PatientID = "ANGIO3D"``, fresh UIDs and empty values for the other mandatory patient and
-study attributes.
+``PatientID = "ANGIO3D"``, fresh UIDs (the FrameOfReferenceUID of the source images only
+when the caller passes it, so the series overlays them) and empty values for the other
+mandatory patient and study attributes.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from angio.volume import Volume
 
 __all__ = ["write_dicom_series"]
 
+_UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
 
 def write_dicom_series(
     volume: Volume,
@@ -28,6 +31,7 @@ def write_dicom_series(
     modality: str = "CT",
     overwrite: bool = False,
     rescale: tuple[float, float] | None = None,
+    frame_of_reference_uid: str | None = None,
 ) -> list[Path]:
     """Write a volume as a new, anonymous DICOM series, one CT Image Storage file per slice.
 
@@ -57,6 +61,10 @@ def write_dicom_series(
         intercept, stored as int16 or uint16. By default they are chosen from the data: integer
         data in the int16 range are stored losslessly (slope 1, intercept 0), other data are
         spread over the 16-bit range, so values round-trip within half a step ``slope / 2``.
+    frame_of_reference_uid : str, optional
+        ``FrameOfReferenceUID`` to write: that of the source images whose patient coordinates
+        ``origin`` and ``direction`` are given in, so that viewers overlay the series on them.
+        By default a new one (the coordinates then relate to no other series).
 
     Returns
     -------
@@ -66,14 +74,17 @@ def write_dicom_series(
     Raises
     ------
     InputError
-        Not a 3D finite volume; invalid ``direction``, ``modality``, ``series_description`` or
-        ``rescale``; values that do not fit 16 bits with the given ``rescale``; ``folder`` is a
-        file, or is non-empty and ``overwrite`` is false.
+        Not a 3D finite volume; invalid ``direction``, ``modality``, ``series_description``,
+        ``rescale`` or ``frame_of_reference_uid``; values that do not fit 16 bits with the
+        given ``rescale``; ``folder`` is a file, or is non-empty and ``overwrite`` is false.
     """
     array, origin, direction = _validated_geometry(volume)
     _check_text(series_description, modality)
+    _check_uid(frame_of_reference_uid)
     slope, intercept, dtype = _choose_rescale(array, rescale)
     template = _series_template(volume, array, direction, series_description, modality)
+    if frame_of_reference_uid is not None:
+        template.FrameOfReferenceUID = frame_of_reference_uid
     _set_rescale(template, slope, intercept)
     width = max(4, len(str(len(array))))
     names = [f"slice_{k + 1:0{width}d}.dcm" for k in range(len(array))]
@@ -124,6 +135,18 @@ def _check_text(series_description: str, modality: str) -> None:
         c.isascii() and (c.isupper() or c.isdigit() or c in " _") for c in modality
     ):
         raise InputError(f"modality must be a DICOM code such as 'CT' or 'MR', got {modality!r}.")
+
+
+def is_dicom_uid(uid: object) -> bool:
+    """Whether ``uid`` is a valid DICOM UID: dot-separated numbers without leading zeros, at most 64 characters."""
+    return isinstance(uid, str) and len(uid) <= 64 and _UID_PATTERN.fullmatch(uid) is not None
+
+
+def _check_uid(uid: str | None) -> None:
+    """:class:`InputError` unless ``uid`` is ``None`` or a valid DICOM UID (:func:`is_dicom_uid`)."""
+    if uid is not None and not is_dicom_uid(uid):
+        raise InputError(f"frame_of_reference_uid must be a DICOM UID (digits and dots, at most 64 characters), "
+                         f"got {uid!r}.")
 
 
 def _ds_float(x: float) -> float:

@@ -1,7 +1,7 @@
 """X-ray angiography (XA) DICOM in: frames as float images and the C-arm geometry of the view.
 
 :func:`read_xa` reads a single- or multi-frame XA file (a DSA run is a multi-frame file),
-picks one frame, and returns it as displayed (MONOCHROME1 inverted) together with a
+picks one frame, and returns it as displayed (modality and VOI LUTs, MONOCHROME1 inverted) with a
 :class:`~angio.conebeam.CArmGeometry` built from the positioner tags:
 
 ================================  ===========  ===============================
@@ -13,6 +13,20 @@ tag                               keyword      command-line flag that supplies i
 (0018,1111) source to patient     DistanceSourceToPatient    ``--spd``
 (0018,1164) detector pixel (mm)   ImagerPixelSpacing         ``--pixel-spacing``
 ================================  ===========  ===============================
+
+When the file also carries EstimatedRadiographicMagnificationFactor (0018,1114), defined by
+DICOM as source-to-detector over source-to-patient distance, it must agree with the two
+distances within :data:`MAGNIFICATION_TOLERANCE` (else the file's geometry contradicts itself
+and is refused, unless ``--sdd``/``--spd`` override the distances); it is kept in
+:attr:`XAView.estimated_magnification`. It does not replace a missing distance (the error
+says so): the geometry needs both distances, not only their ratio.
+
+Pixels
+------
+Frames are decoded as displayed (:func:`angio.io.pixels.displayed_pixels`): the size the
+header declares is checked before decoding, compressed data without a decoder are refused,
+and the modality LUT (or rescale), the VOI LUT (or window) and the MONOCHROME1 inversion are
+applied in that order.
 
 Frame choice
 ------------
@@ -41,8 +55,9 @@ from pydicom.errors import InvalidDicomError
 
 from angio.conebeam import CArmGeometry
 from angio.errors import InputError
+from angio.io.pixels import displayed_pixels
 
-__all__ = ["XAView", "read_xa", "pair_planes", "GEOMETRY_TAGS"]
+__all__ = ["XAView", "read_xa", "pair_planes", "GEOMETRY_TAGS", "MAGNIFICATION_TOLERANCE"]
 
 #: Positioner tags read by :func:`read_xa`, with the command-line flag that supplies each.
 GEOMETRY_TAGS: dict[str, str] = {
@@ -53,6 +68,11 @@ GEOMETRY_TAGS: dict[str, str] = {
     "ImagerPixelSpacing": "--pixel-spacing",
 }
 _OPTIONAL = {"PositionerSecondaryAngle": 0.0}
+_DISTANCES = ("DistanceSourceToDetector", "DistanceSourceToPatient")
+
+#: Largest relative difference accepted between EstimatedRadiographicMagnificationFactor and
+#: DistanceSourceToDetector / DistanceSourceToPatient of the same file.
+MAGNIFICATION_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,9 @@ class XAView:
         Whether ``image`` is log-subtracted.
     study_uid, frame_of_reference_uid : str
         Opaque UIDs used to pair the planes of one biplane acquisition.
+    estimated_magnification : float or None
+        EstimatedRadiographicMagnificationFactor (0018,1114) when the file carries it
+        (checked against the distances, see the module docstring).
     """
 
     image: np.ndarray
@@ -83,6 +106,7 @@ class XAView:
     subtracted: bool
     study_uid: str = ""
     frame_of_reference_uid: str = ""
+    estimated_magnification: float | None = None
 
 
 def _number(ds, key: str, path: Path, overrides: dict, index: int | None = None) -> float:
@@ -92,7 +116,13 @@ def _number(ds, key: str, path: Path, overrides: dict, index: int | None = None)
     if value in (None, ""):
         if key in _OPTIONAL:
             return _OPTIONAL[key]
-        raise InputError(f"{path}: XA geometry tag {key} is missing; supply it with {GEOMETRY_TAGS[key]}")
+        try:
+            factor = _optional_float(ds, "EstimatedRadiographicMagnificationFactor") if key in _DISTANCES else None
+        except ValueError:  # not a number: no use here either
+            factor = None
+        note = "" if factor is None else (f" (the file's EstimatedRadiographicMagnificationFactor {factor:g} "
+                                          "gives only the ratio of the two distances)")
+        raise InputError(f"{path}: XA geometry tag {key} is missing; supply it with {GEOMETRY_TAGS[key]}{note}")
     try:
         out = float(value[index] if index is not None else value)
     except (TypeError, ValueError, IndexError):
@@ -100,6 +130,63 @@ def _number(ds, key: str, path: Path, overrides: dict, index: int | None = None)
     if not math.isfinite(out):
         raise InputError(f"{path}: XA tag {key} is not finite")
     return out
+
+
+def _optional_float(ds, key: str) -> float | None:
+    """The number in element ``key``, ``None`` when absent or empty; ``ValueError(stored text)`` if not a number."""
+    element = ds.get_item(key)
+    if element is None or element.value in (None, b"", ""):
+        return None
+    raw = element.value
+    text = raw.decode("ascii", "replace").strip() if isinstance(raw, bytes) else str(raw).strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(repr(text)) from None
+
+
+def _estimated_magnification(ds, path: Path, values: dict[str, float], overridden: bool) -> float | None:
+    """EstimatedRadiographicMagnificationFactor of the file, checked against its two distances.
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        The XA file's dataset.
+    path : Path
+        The file, named in errors.
+    values : dict
+        The distances used (``DistanceSourceToDetector``, ``DistanceSourceToPatient``, mm).
+    overridden : bool
+        Whether a command-line value replaced either distance: the flags then win and the
+        file's factor is not checked against them.
+
+    Returns
+    -------
+    float or None
+        The factor, or ``None`` when the file does not carry it.
+
+    Raises
+    ------
+    angio.InputError
+        A factor that is not a positive finite number, or one more than
+        :data:`MAGNIFICATION_TOLERANCE` away from source-to-detector / source-to-patient.
+    """
+    try:
+        factor = _optional_float(ds, "EstimatedRadiographicMagnificationFactor")
+    except ValueError as exc:
+        raise InputError(f"{path}: EstimatedRadiographicMagnificationFactor {exc} is not a number") from None
+    if factor is None:
+        return None
+    if not (math.isfinite(factor) and factor > 0):
+        raise InputError(f"{path}: EstimatedRadiographicMagnificationFactor {factor!r} is not a positive number")
+    sdd, spd = values["DistanceSourceToDetector"], values["DistanceSourceToPatient"]
+    ratio = sdd / spd if spd > 0 else math.inf
+    if not overridden and abs(factor - ratio) > MAGNIFICATION_TOLERANCE * ratio:
+        raise InputError(f"{path}: EstimatedRadiographicMagnificationFactor {factor:g} disagrees with "
+                         f"DistanceSourceToDetector / DistanceSourceToPatient = {sdd:g} / {spd:g} = {ratio:.4g} "
+                         f"(more than {MAGNIFICATION_TOLERANCE:.0%} apart); correct the file or give the "
+                         "distances with --sdd and --spd")
+    return factor
 
 
 def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool | None = False,
@@ -124,8 +211,12 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
     ------
     angio.InputError
         Not DICOM, more than one plane in the file, an unsupported photometric
-        interpretation or compression, frames of different sizes, a frame index out of
-        range, or a missing geometry tag (naming the tag and the flag that supplies it).
+        interpretation or compression (no installed decoder), a declared size above
+        :data:`angio.io.pixels.MAX_IMAGE_PIXELS` per frame or
+        :data:`angio.io.pixels.MAX_DECODED_PIXELS` in all (refused before decoding), frames
+        of different sizes, a frame index out of range, a missing geometry tag (naming the
+        tag and the flag that supplies it), or an EstimatedRadiographicMagnificationFactor
+        that disagrees with the distances (naming both).
     """
     path = Path(path)
     if not path.is_file():
@@ -144,21 +235,12 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
     if ds.get("PositionerPrimaryAngleIncrement") not in (None, "") and primary_deg is None:
         raise InputError(f"{path}: holds a rotational run (per-frame positioner angles); give one plane "
                          "per file, or name the frame (--frame) and its angle (--angles)")
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # compressed without a decoder, truncated data, ...
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        raise InputError(f"{path}: cannot decode the pixel data (transfer syntax "
-                         f"{getattr(syntax, 'name', syntax)}): {exc}") from None
+    frames, _ = displayed_pixels(ds, path)  # checks the declared size, NumberOfFrames included
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    frames = np.asarray(pixels, dtype=np.float32)
     if n_frames == 1:
         frames = frames[None]
     if frames.ndim != 3 or len(frames) != n_frames:
-        raise InputError(f"{path}: expected {n_frames} grey frames, decoded shape {pixels.shape}")
-    if photometric == "MONOCHROME1":
-        full = float(2 ** int(ds.get("BitsStored", 16)) - 1)
-        frames = full - frames
+        raise InputError(f"{path}: expected {n_frames} grey frames, decoded shape {frames.shape}")
     dsa = "SUBTRACTED" in str(ds.get("ImageType", "")).upper() or ds.get("RecommendedViewingMode") == "SUB"
     log = np.log(np.maximum(frames, 1.0))
     filling = np.maximum(log[:1] - log, 0.0).reshape(n_frames, -1).sum(1) if not dsa else frames.reshape(
@@ -178,6 +260,8 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
     overrides = {"PositionerPrimaryAngle": primary_deg, "PositionerSecondaryAngle": secondary_deg,
                  "DistanceSourceToDetector": source_detector_mm, "DistanceSourceToPatient": source_patient_mm}
     values = {k: _number(ds, k, path, overrides) for k in overrides}
+    overridden = any(overrides[k] is not None for k in _DISTANCES)
+    magnification = _estimated_magnification(ds, path, values, overridden)
     try:
         geometry = CArmGeometry.from_dicom(values["PositionerPrimaryAngle"], values["PositionerSecondaryAngle"],
                                            source_detector_mm=values["DistanceSourceToDetector"],
@@ -186,7 +270,7 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
     except ValueError as exc:
         raise InputError(f"{path}: inconsistent XA geometry: {exc}") from None
     return XAView(image.astype(np.float32), geometry, frame, n_frames, bool(subtract or dsa),
-                  str(ds.get("StudyInstanceUID", "")), str(ds.get("FrameOfReferenceUID", "")))
+                  str(ds.get("StudyInstanceUID", "")), str(ds.get("FrameOfReferenceUID", "")), magnification)
 
 
 def pair_planes(views: Sequence[XAView], paths: Sequence[str | os.PathLike]) -> list[XAView]:
@@ -204,5 +288,6 @@ def pair_planes(views: Sequence[XAView], paths: Sequence[str | os.PathLike]) -> 
                          "give the planes of one acquisition")
     shapes = {v.image.shape for v in views}
     if len(shapes) > 1:
-        raise InputError(f"{names}: the views' frames differ in size ({sorted(shapes)})")
+        listing = ", ".join(f"{Path(p).name} {v.image.shape[0]}x{v.image.shape[1]}" for v, p in zip(views, paths))
+        raise InputError(f"{names}: the views' frames differ in size ({listing}); give planes of one detector size")
     return list(views)
