@@ -105,7 +105,7 @@ def cmd_zoo(args) -> int:
         from angio.zoo_robustness import record_robustness
 
         path = record_robustness(args.name or zoo.DEFAULT_MODELS[2], args.cases, conditions=args.conditions,
-                                 results_dir=args.results, add=args.add)
+                                 results_dir=args.results, add=args.add, mirror=args.mirror)
         print(f"recorded {path}")
         return 0
     if args.action == "publish":
@@ -178,7 +178,8 @@ def cmd_reconstruct(args) -> int:
                     "secondary_deg": args.secondary}
         result = reconstruct_xa(args.images, args.checkpoint, angles=args.angles, frame=args.frame,
                                 subtract=args.subtract, vessels=args.vessels or "auto", device=args.device,
-                                patch_size=args.patch, allow_other_views=args.allow_other_views, **geometry)
+                                patch_size=args.patch, allow_other_views=args.allow_other_views,
+                                mirror=args.mirror, **geometry)
     else:
         if any(xa):
             raise InputError("give either X-ray angiography (XA) files only, or images only: "
@@ -187,12 +188,14 @@ def cmd_reconstruct(args) -> int:
             raise InputError("--angles is required for PNG/TIFF/plain DICOM images (one angle per image)")
         images = read_images(args.images, normalize=True)
         result = reconstruct(images, args.angles, args.checkpoint, vessels=args.vessels or "bright",
-                             device=args.device, patch_size=args.patch, allow_other_views=args.allow_other_views)
+                             device=args.device, patch_size=args.patch, allow_other_views=args.allow_other_views,
+                             names=args.images, mirror=args.mirror)
     out = write_outputs(result, args.out, overwrite=args.overwrite, level=args.level)
     voxels = int((result.probability >= args.level).sum())
     files = ("probability.npz, dicom/, surface.stl, surface.vtp" if voxels
              else "probability.npz, dicom/ (no surface: empty)")
-    print(f"model: {result.model}")
+    print(f"model: {result.model}" + (", averaged with its prediction of the mirrored views" if result.mirror
+                                      else ""))
     for w in result.warnings:
         print(f"warning: {w}")
     print(f"wrote {out}: {files} ({voxels} voxels >= {args.level})")
@@ -261,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "angio.robustness.CONDITIONS (default: all)")
     p.add_argument("--add", action="store_true", help="with robustness: measure only --conditions into the "
                    "entry's existing record, keeping its other rows")
+    p.add_argument("--mirror", action="store_true", help="with robustness: predict with mirror test-time "
+                   "augmentation (the entry must take mirror-symmetric views, e.g. the biplane 0/90)")
     p.add_argument("--results", default="results", help="volume cache folder")
     p.set_defaults(func=cmd_zoo)
 
@@ -298,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="trained checkpoint (default: the zoo's model for this many views)")
     p.add_argument("--allow-other-views", action="store_true",
                    help="use the model even for views it was not trained for (warned in README.json)")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="mirror test-time augmentation: average with the prediction of the left-right mirrored "
+                   "views (twice the time; needs mirror-symmetric views such as 0 and 90 deg). Default: on for "
+                   "the zoo models chosen for it on validation trees (angio.zoo.MIRROR_MODELS)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--vessels", choices=["bright", "dark"],
                    help="contrast in the images (default: bright; XA: bright when subtracted, else dark)")

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["fold_batchnorm", "is_local", "predict_volume", "receptive_margin"]
+__all__ = ["check_patch_size", "fold_batchnorm", "is_local", "predict_volume", "receptive_margin"]
 
 _CONVS = (nn.Conv3d, nn.ConvTranspose3d)
 _NONLOCAL_NORMS = (nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
@@ -229,6 +229,83 @@ def _patch3(patch_size: int | tuple[int, int, int], d: int, shape: tuple[int, ..
     return tuple(min(p, n) for p, n in zip(dims, shape))  # type: ignore[return-value]
 
 
+def _resolve_mode(model: nn.Module, mode: str) -> str:
+    """``"exact"`` or ``"gaussian"``: ``"auto"`` resolved by :func:`is_local`."""
+    if mode not in ("auto", "exact", "gaussian"):
+        raise ValueError(f"mode must be 'auto', 'exact' or 'gaussian', got {mode!r}.")
+    if mode == "auto":
+        return "exact" if is_local(model) else "gaussian"
+    return mode
+
+
+def _exact_margin(model: nn.Module, margin: int | None) -> int:
+    """The exact-tiling margin: :func:`receptive_margin` or ``margin``, a non-negative multiple of the divisor."""
+    d = int(getattr(model, "spatial_divisor", 1))
+    m = receptive_margin(model) if margin is None else int(margin)
+    if m % d or m < 0:
+        raise ValueError(f"margin must be a non-negative multiple of {d}, got {m}.")
+    return m
+
+
+def check_patch_size(
+    model: nn.Module,
+    patch_size: int | tuple[int, int, int],
+    shape: tuple[int, int, int],
+    *,
+    mode: str = "auto",
+    margin: int | None = None,
+) -> tuple[int, int, int]:
+    """The window :func:`predict_volume` uses for a volume of ``shape``, or a ``ValueError`` saying why not.
+
+    Parameters
+    ----------
+    model
+        The network (its ``spatial_divisor`` and, for exact tiling, ``receptive_radius``).
+    patch_size
+        Window size, int or ``(Z, Y, X)``: multiples of ``spatial_divisor``.
+    shape
+        Spatial size ``(Z, Y, X)`` of the input volume.
+    mode, margin
+        As :func:`predict_volume`.
+
+    Returns
+    -------
+    tuple of int
+        The window size, clipped to the volume padded to multiples of ``spatial_divisor``.
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive multiple of ``spatial_divisor``; in exact mode a
+        non-local model, or a window that does not exceed ``2 * margin`` by at least the
+        divisor on a side where it does not cover the volume; for a model with instance
+        normalisation, a window with one voxel at the coarsest level.
+    """
+    d = int(getattr(model, "spatial_divisor", 1))
+    padded = tuple(math.ceil(n / d) * d for n in shape)
+    patch = _patch3(patch_size, d, padded)
+    if _resolve_mode(model, mode) == "exact":
+        _check_local(model)
+        m = _exact_margin(model, margin)
+        for p, n in zip(patch, padded):
+            if p < n and p - 2 * m < d:
+                raise ValueError(
+                    f"patch_size {patch} is too small for exact tiling: each side must exceed 2 * margin "
+                    f"= {2 * m} voxels by at least {d} (or cover the volume)."
+                )
+    elif _has_instance_norm(model) and math.prod(p // d for p in patch) < 2:
+        raise ValueError(
+            f"patch_size {patch} leaves one voxel at the network's coarsest level, where instance "
+            f"normalisation needs more; use at least {2 * d}."
+        )
+    return patch
+
+
+def _has_instance_norm(model: nn.Module) -> bool:
+    """Whether ``model`` normalises per instance (statistics over space: a window needs > 1 voxel per level)."""
+    return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in model.modules())
+
+
 def _batched(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -246,6 +323,7 @@ def predict_volume(
     progress: bool = False,
     mode: str = "auto",
     margin: int | None = None,
+    mirror: bool = False,
 ) -> np.ndarray:
     """Vessel probabilities for a whole volume, in one pass or over sliding windows.
 
@@ -280,6 +358,12 @@ def predict_volume(
         normalisation (:func:`is_local`).
     margin
         Override the exact-mode margin in voxels (default :func:`receptive_margin`).
+    mirror
+        Mirror test-time augmentation: also predict the input mirrored along ``x`` (the
+        last, left-right axis), mirror that prediction back and average the two
+        probability volumes (twice the work). Valid when the views are mirror symmetric
+        (:func:`angio.projection.mirror_symmetric`, e.g. the biplane ``[0, 90]``) and the
+        model was trained with left-right mirroring, as the zoo's models were.
 
     Returns
     -------
@@ -287,12 +371,16 @@ def predict_volume(
         ``float32`` probabilities, ``(Z, Y, X)`` for a one-channel model, else
         ``(out_channels, Z, Y, X)``.
     """
+    if mirror:
+        kwargs = dict(patch_size=patch_size, overlap=overlap, batch_size=batch_size, device=device,
+                      precision=precision, progress=progress, mode=mode, margin=margin)
+        arr = volume.detach().cpu().numpy() if isinstance(volume, torch.Tensor) else np.asarray(volume)
+        plain = predict_volume(model, arr, **kwargs)
+        mirrored = predict_volume(model, np.ascontiguousarray(arr[..., ::-1]), **kwargs)
+        return (plain + mirrored[..., ::-1]) * np.float32(0.5)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}.")
-    if mode not in ("auto", "exact", "gaussian"):
-        raise ValueError(f"mode must be 'auto', 'exact' or 'gaussian', got {mode!r}.")
-    if mode == "auto":
-        mode = "exact" if is_local(model) else "gaussian"
+    mode = _resolve_mode(model, mode)
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -315,18 +403,9 @@ def predict_volume(
     if patch_size is None:
         axes = [[(0, n, 0, n)] for n in padded]
     else:
-        patch = _patch3(patch_size, d, padded)
+        patch = check_patch_size(model, patch_size, shape, mode=mode, margin=margin)
         if mode == "exact":
-            _check_local(net)
-            m = receptive_margin(model) if margin is None else int(margin)
-            if m % d or m < 0:
-                raise ValueError(f"margin must be a non-negative multiple of {d}, got {m}.")
-            for p, n in zip(patch, padded):
-                if p < n and p - 2 * m < d:
-                    raise ValueError(
-                        f"patch_size {patch} is too small for exact tiling: each side must exceed 2 * margin "
-                        f"= {2 * m} voxels by at least {d} (or cover the volume)."
-                    )
+            m = _exact_margin(model, margin)
             axes = [_exact_windows(n, p, m) for n, p in zip(padded, patch)]
         else:
             axes = [_overlap_windows(n, p, overlap, d) for n, p in zip(padded, patch)]

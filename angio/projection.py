@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["view_angles", "mip", "backproject", "mip_reference", "backproject_reference",
+__all__ = ["view_angles", "mirror_symmetric", "mip", "backproject", "mip_reference", "backproject_reference",
            "PAPER_VIEW_COUNTS", "set_backend"]
 
 PAPER_VIEW_COUNTS: tuple[int, ...] = (90, 46, 24, 10, 5, 3, 2)
@@ -83,6 +83,38 @@ def view_angles(n: int, *, span_deg: float = 90.0) -> np.ndarray:
     if n < 1:
         raise ValueError(f"number of views must be >= 1, got {n}")
     return np.linspace(0.0, span_deg, n) if n > 1 else np.zeros(1)
+
+
+def mirror_symmetric(angles_deg: Sequence[float], *, tol_deg: float = 1e-6) -> bool:
+    """Whether a set of views is its own image under the left-right (``x``) mirror.
+
+    Mirroring a volume along ``x`` (``x -> 2c - x``) turns its view at angle ``t`` into the
+    view at ``180 - t`` of the mirrored volume (the detector coordinate ``u`` of the contract
+    is unchanged), and a parallel or C-arm view at ``t + 180`` back-projects as the one at
+    ``t``. So when the angles, taken modulo 180 degrees, are closed under ``t -> -t``, the
+    mirrored back-projection is exactly the back-projection of the mirrored anatomy from the
+    same views, an input a model trained with left-right mirroring has seen; this is what
+    makes mirror test-time augmentation (:func:`angio.inference.predict_volume` with
+    ``mirror=True``) valid. The biplane ``[0, 90]`` is symmetric; ``[0, 45, 90]`` is not
+    (45 would have to pair with 135).
+
+    Parameters
+    ----------
+    angles_deg : sequence of float
+        View angles in degrees.
+    tol_deg : float
+        Angles closer than this (modulo 180) count as equal.
+
+    Returns
+    -------
+    bool
+    """
+    a = np.mod(np.asarray(angles_deg, dtype=np.float64), 180.0)
+    if a.size == 0 or not np.all(np.isfinite(a)):
+        return False
+    d = np.abs(np.mod(-a, 180.0)[:, None] - a[None, :])
+    d = np.minimum(d, 180.0 - d)  # distance on the circle of 180 degrees
+    return bool(np.all(d.min(axis=1) <= tol_deg))
 
 
 # --------------------------------------------------------------------------- geometry

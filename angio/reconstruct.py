@@ -2,9 +2,10 @@
 
 Inputs are 2D images (PNG, TIFF, or single-frame DICOM) with their view angles in degrees,
 about the patient's long axis, as the training data (:mod:`angio.projection`). Images are
-read as displayed (head up: the first row is superior; DICOM MONOCHROME1 inverted),
-converted to grey, mapped to ``[0, 1]`` (integer images by their full scale, e.g. 255 for
-8-bit PNG, so a view exported from a ``[0, 1]`` projection comes back unchanged; other
+read as displayed (head up: the first row is superior; DICOM through its modality LUT or
+rescale and its VOI LUT or window, MONOCHROME1 inverted: :func:`angio.io.pixels.displayed_pixels`),
+converted to grey, mapped to ``[0, 1]`` (integer images by their display range, e.g. 0..255
+for 8-bit PNG, so a view exported from a ``[0, 1]`` projection comes back unchanged; other
 images min-max), resampled to the model's ``N x N`` detector and optionally inverted
 (subtracted angiograms usually show contrast dark; the model expects vessels bright). They
 then take the training data's own path to the network
@@ -38,6 +39,7 @@ import numpy as np
 
 from angio.atomic import atomic_folder
 from angio.errors import InputError
+from angio.io.pixels import MAX_IMAGE_PIXELS
 
 __all__ = ["read_images", "prepare_projections", "reconstruct", "reconstruct_xa", "write_outputs", "is_xa",
            "xa_views",
@@ -48,10 +50,6 @@ ANGLE_TOLERANCE_DEG = 1.0
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 _IMAGE_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
-
-
-MAX_IMAGE_PIXELS = 8192 * 8192
-"""Largest view accepted (pixels per frame); checked from the file header before decoding."""
 
 
 def _check_declared_size(path: Path) -> None:
@@ -72,34 +70,45 @@ def _check_declared_size(path: Path) -> None:
                          f"{MAX_IMAGE_PIXELS:,} accepted; refusing to decode it")
 
 
-def _read_one(path: Path) -> tuple[np.ndarray, float | None]:
-    """Grey image as displayed, and its full scale (integer images) or ``None`` (float images)."""
+DisplayRange = tuple[float, float]
+
+
+def _read_dicom_view(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
+    """A single-frame DICOM view as displayed (:func:`angio.io.pixels.displayed_pixels`) and its range.
+
+    The frame count and decoded size are checked from the header before the pixel data are
+    decoded.
+    """
+    import pydicom
+
+    from angio.io.pixels import displayed_pixels
+
+    ds = pydicom.dcmread(path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise InputError(f"{path}: multi-frame DICOM ({frames} frames); give one image per view")
+    return displayed_pixels(ds, path)
+
+
+def _read_plain_image(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
+    """A PNG/JPEG/TIFF view (size checked from its header first) and ``(0, full scale)`` if integer."""
+    import imageio.v3 as iio
+
+    _check_declared_size(path)
+    raw = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]))
+    shown = (0.0, float(np.iinfo(raw.dtype).max)) if np.issubdtype(raw.dtype, np.integer) else None
+    return raw.astype(np.float32), shown
+
+
+def _read_one(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
+    """Grey image as displayed, and its display range (integer images) or ``None`` (float images)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    full: float | None = None
     try:
         if path.suffix.lower() in _DICOM_SUFFIXES:
-            import pydicom
-
-            ds = pydicom.dcmread(path)
-            raw = ds.pixel_array
-            img = raw.astype(np.float32)
-            if img.ndim == 3 and getattr(ds, "NumberOfFrames", 1) > 1:
-                raise InputError(f"{path}: multi-frame DICOM ({img.shape[0]} frames); give one image per view")
-            if np.issubdtype(raw.dtype, np.integer):
-                full = float(2 ** int(getattr(ds, "BitsStored", raw.dtype.itemsize * 8)) - 1)
-            if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-                # MONOCHROME1: the minimum value is displayed white; read it as displayed
-                img = (full if full is not None else float(img.max() + img.min())) - img
+            img, shown = _read_dicom_view(path)
         elif path.suffix.lower() in _IMAGE_PLUGINS:
-            import imageio.v3 as iio
-
-            _check_declared_size(path)
-
-            raw = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]))
-            if np.issubdtype(raw.dtype, np.integer):
-                full = float(np.iinfo(raw.dtype).max)
-            img = raw.astype(np.float32)
+            img, shown = _read_plain_image(path)
         else:
             raise InputError(f"{path}: unsupported image type {path.suffix!r} "
                              f"(use {', '.join(sorted(_IMAGE_PLUGINS))} or DICOM)")
@@ -113,7 +122,15 @@ def _read_one(path: Path) -> tuple[np.ndarray, float | None]:
         raise InputError(f"{path}: expected a 2D grey or colour image, got shape {img.shape}")
     if not np.isfinite(img).all():
         raise InputError(f"{path}: image holds non-finite values")
-    return img, full
+    return img, shown
+
+
+def _to_unit(img: np.ndarray, shown: DisplayRange | None) -> np.ndarray:
+    """Map an image from its display range to ``[0, 1]`` (unchanged without a range)."""
+    if shown is None or shown[1] <= shown[0]:
+        return img
+    lo, hi = shown
+    return ((img - lo) / (hi - lo)).astype(np.float32)
 
 
 def read_images(paths: Sequence[str | os.PathLike], *, normalize: bool = False) -> np.ndarray:
@@ -124,19 +141,20 @@ def read_images(paths: Sequence[str | os.PathLike], *, normalize: bool = False) 
     paths : sequence of path-like
         PNG, TIFF or single-frame DICOM files, one per view.
     normalize : bool
-        Map integer images to ``[0, 1]`` by their full scale (``2**bits - 1``); float
-        images are left as stored.
+        Map integer images to ``[0, 1]`` by their display range (PNG/TIFF: ``0`` to
+        ``2**bits - 1``; DICOM: the stored range through the modality and VOI LUTs, see
+        :mod:`angio.io.pixels`); float images are left as stored.
 
     Returns
     -------
     ndarray, shape (n_views, H, W), float32
-        Images as displayed (first row at the top), as stored or normalized.
+        Images as displayed (first row at the top), as read or normalized.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no images given")
     read = [_read_one(p) for p in paths]
-    images = [img / full if normalize and full else img for img, full in read]
+    images = [_to_unit(img, shown) if normalize else img for img, shown in read]
     shapes = {p.name: im.shape for p, im in zip(paths, images)}
     if len(set(shapes.values())) > 1:
         listing = ", ".join(f"{name} {h}x{w}" for name, (h, w) in shapes.items())
@@ -210,7 +228,8 @@ def xa_views(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame
 
     ``vessels``: ``"bright"``, ``"dark"`` or ``"auto"`` (bright when subtracted, dark
     otherwise: iodine absorbs X-rays). ``geometry`` overrides positioner values (see
-    :func:`angio.io.read_xa`).
+    :func:`angio.io.read_xa`). A blank plane (one value everywhere, e.g. a subtracted frame
+    without contrast) is refused with an :class:`angio.InputError` naming its file.
     """
     if vessels not in ("auto", "bright", "dark"):
         raise ValueError(f"vessels must be 'auto', 'bright' or 'dark', got {vessels!r}")
@@ -221,6 +240,7 @@ def xa_views(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame
 
     read = [read_xa(p, frame=frame, subtract=subtract, **geometry) for p in paths]
     pair_planes(read, paths)
+    _check_not_blank([v.image for v in read], [str(p) for p in paths])
     images, views, angles = [], [], []
     h = fov_mm / n
     for v in read:
@@ -254,6 +274,10 @@ class Reconstruction:
     inputs: np.ndarray
     model: str = ""
     warnings: tuple[str, ...] = ()
+    mirror: bool = False
+    """Whether the prediction was averaged with that of the mirrored input (mirror test-time augmentation)."""
+    frame_of_reference_uid: str = ""
+    """The input views' shared FrameOfReferenceUID (XA files), written with the outputs; ``""``: none."""
 
     @property
     def origin_mm(self) -> tuple[float, float, float]:
@@ -286,12 +310,13 @@ def _available() -> str:
 
 
 def _load_model(n_images: int, checkpoint: str | os.PathLike | None, geometry: str = "parallel"):
-    """``(model, n, fov_mm, modes, training angles, description, window)`` of the model to use.
+    """``(model, n, fov_mm, modes, training angles, description, window, zoo name)`` of the model to use.
 
     Without ``checkpoint`` it is the zoo's entry for ``n_images`` views acquired with
     ``geometry`` (:func:`angio.zoo.default_model`). ``window`` is the sliding-window size a
     model with instance or group normalisation is applied with (its training patch;
-    ``None`` for a local model, which runs whole-volume).
+    ``None`` for a local model, which runs whole-volume). The zoo name is ``None`` for a
+    checkpoint.
     """
     from angio.inference import is_local
     from angio.projection import view_angles
@@ -310,7 +335,7 @@ def _load_model(n_images: int, checkpoint: str | os.PathLike | None, geometry: s
         desc = (f"zoo model {name!r} ({entry.record['label']}, {spec.size}^3 voxels of "
                 f"{spec.voxel_mm:g} mm over {spec.fov_mm:g} mm, trained on {entry.settings.geometry}-beam views)")
         window = None if is_local(model) else entry.settings.inference_patch
-        return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc, window
+        return model, spec.size, spec.fov_mm, tuple(exp.modes), view_angles(exp.n_views), desc, window, name
     path = Path(checkpoint)
     model, config, _ = load_checkpoint(path)
     data = config.data or {}
@@ -321,12 +346,64 @@ def _load_model(n_images: int, checkpoint: str | os.PathLike | None, geometry: s
     trained = view_angles(int(data["n_views"])) if data.get("n_views") else None
     desc = f"checkpoint {path.name} ({n}^3 voxels of {float(spec['fov_mm']) / n:g} mm)"
     window = None if is_local(model) else (config.val_patch or config.patch_size)
-    return model, n, float(spec["fov_mm"]), tuple(data.get("modes", ("sum",))), trained, desc, window
+    return model, n, float(spec["fov_mm"]), tuple(data.get("modes", ("sum",))), trained, desc, window, None
+
+
+def _use_mirror(mirror: bool | None, zoo_name: str | None, angles: np.ndarray) -> bool:
+    """Whether to average with the mirrored input's prediction (mirror test-time augmentation).
+
+    ``None`` (automatic): for the zoo entries chosen for it on the validation trees
+    (:data:`angio.zoo.MIRROR_MODELS`) when the views are mirror symmetric
+    (:func:`angio.projection.mirror_symmetric`); ``True`` insists (an ``InputError`` for views
+    that are not symmetric); ``False`` never.
+    """
+    from angio.projection import mirror_symmetric
+    from angio.zoo import MIRROR_MODELS
+
+    symmetric = mirror_symmetric(angles, tol_deg=ANGLE_TOLERANCE_DEG)
+    if mirror is None:
+        return zoo_name in MIRROR_MODELS and symmetric
+    if mirror and not symmetric:
+        raise InputError(f"--mirror needs views that are their own left-right mirror image (e.g. 0 and 90 deg); "
+                         f"the views are at {np.asarray(angles).tolist()} deg")
+    return bool(mirror)
+
+
+def _check_patch(model, patch_size: int | None, n: int, what: str) -> None:
+    """Refuse a ``--patch`` the model cannot be applied with over an ``n^3`` volume, before any work.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network to apply.
+    patch_size : int or None
+        The sliding-window size asked for (``None``: the model's own default).
+    n : int
+        The model's volume size.
+    what : str
+        The model, as described to the user.
+
+    Raises
+    ------
+    angio.InputError
+        A size that is not a positive multiple of the model's spatial divisor, or too small
+        for its exact tiling (:func:`angio.inference.check_patch_size`); the message names
+        the ``--patch`` flag.
+    """
+    if patch_size is None:
+        return
+    from angio.inference import check_patch_size
+
+    try:
+        check_patch_size(model, int(patch_size), (n, n, n))
+    except ValueError as exc:
+        raise InputError(f"--patch {patch_size} cannot be used with {what}: {exc}") from None
 
 
 def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | os.PathLike | None = None,
                 *, vessels: str = "bright", device: str | None = None,
-                patch_size: int | None = None, allow_other_views: bool = False) -> Reconstruction:
+                patch_size: int | None = None, allow_other_views: bool = False,
+                names: Sequence[str] | None = None, mirror: bool | None = None) -> Reconstruction:
     """Vessel probabilities from 2D views with a trained model.
 
     Parameters
@@ -347,25 +424,58 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
     allow_other_views : bool
         Use the model even with a view count or angles it was not trained for (recorded
         in :attr:`Reconstruction.warnings`).
+    names : sequence of str, optional
+        How errors name the views (their files); default ``view 1 (0 deg)``, ...
+    mirror : bool, optional
+        Mirror test-time augmentation (:func:`angio.inference.predict_volume`): ``None``
+        (default) uses it for the zoo models chosen for it on the validation trees
+        (:data:`angio.zoo.MIRROR_MODELS`) when the views are mirror symmetric; ``True``
+        insists, ``False`` never. :attr:`Reconstruction.mirror` says whether it was used.
 
     Raises
     ------
     angio.InputError
-        Angles that are not finite or repeat, one angle per image missing, or views the
-        model was not trained for (without ``allow_other_views``).
+        A blank view (one value everywhere: refused before any work, as the models invent
+        vessels in blank views), angles that are not finite or repeat, one angle per image
+        missing, views the model was not trained for (without ``allow_other_views``), or a
+        ``patch_size`` the model cannot be applied with (checked before any prediction).
     """
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_projections
 
     angles = _check_angles(angles, len(images))
+    _check_not_blank(images, names or [f"view {k + 1} ({a:g} deg)" for k, a in enumerate(angles)])
     torch_device = _device(device)
-    model, n, fov_mm, modes, trained, desc, window = _load_model(len(images), checkpoint)
+    model, n, fov_mm, modes, trained, desc, window, zoo_name = _load_model(len(images), checkpoint)
+    _check_patch(model, patch_size, n, desc)
     warnings = _check_views(angles, trained, desc, allow_other_views) if trained is not None else []
+    mirrored = _use_mirror(mirror, zoo_name, angles)
     proj = prepare_projections(images, n, vessels=vessels)
     inputs = inputs_from_projections(proj, angles, modes=modes)
-    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device)
+    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device, mirror=mirrored)
     return Reconstruction(prob.astype(np.float32), fov_mm / n, angles, inputs, model=desc,
-                          warnings=tuple(warnings))
+                          warnings=tuple(warnings), mirror=mirrored)
+
+
+def _check_not_blank(images: np.ndarray, names: Sequence[str]) -> None:
+    """Refuse views that hold one value everywhere: they show no vessel, and a model would invent one.
+
+    Parameters
+    ----------
+    images : ndarray, shape (n_views, H, W)
+        The views.
+    names : sequence of str
+        How the error names each view (its file).
+
+    Raises
+    ------
+    angio.InputError
+        Naming every blank view.
+    """
+    blank = [name for img, name in zip(images, names) if float(np.max(img)) == float(np.min(img))]
+    if blank:
+        raise InputError(f"{', '.join(map(str, blank))}: blank (one value everywhere, no contrast); a blank view "
+                         "shows no vessel to reconstruct (the model would only invent one)")
 
 
 def _check_angles(angles, n_images: int) -> np.ndarray:
@@ -388,10 +498,21 @@ def _device(device: str | None):
         raise InputError(f"--device {device!r}: {exc}") from None
 
 
+def _shared_frame_of_reference(paths: Sequence[str | os.PathLike]) -> str:
+    """The valid FrameOfReferenceUID that every file of ``paths`` carries, or ``""`` when they share none."""
+    import pydicom
+
+    from angio.io.writing import is_dicom_uid
+
+    uids = {str(pydicom.dcmread(p, stop_before_pixels=True).get("FrameOfReferenceUID", "")) for p in paths}
+    shared = uids.pop() if len(uids) == 1 else ""
+    return shared if is_dicom_uid(shared) else ""
+
+
 def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None = None, *,
                    angles: Sequence[float] | None = None, frame: int | None = None, subtract: bool | None = None,
                    vessels: str = "auto", device: str | None = None, patch_size: int | None = None,
-                   allow_other_views: bool = False, **geometry) -> Reconstruction:
+                   allow_other_views: bool = False, mirror: bool | None = None, **geometry) -> Reconstruction:
     """Vessel probabilities from X-ray angiography files: angles and scale from their headers.
 
     The planes are read by :func:`xa_views` (peak-filling frame, log subtraction of runs,
@@ -402,29 +523,38 @@ def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     Without ``checkpoint`` the zoo's model trained on cone-beam views is used where one is
     shipped for this number of views (:data:`angio.zoo.CONE_MODELS`), else the
     parallel-beam one. Other arguments as :func:`reconstruct`; ``geometry`` as
-    :func:`angio.io.read_xa`.
+    :func:`angio.io.read_xa`. When the files share a FrameOfReferenceUID, the result carries
+    it (:attr:`Reconstruction.frame_of_reference_uid`) and :func:`write_outputs` writes the
+    DICOM series in that frame of reference, so it overlays the source study.
     """
     from angio.conebeam import parallel_equivalent
     from angio.inference import predict_volume
     from angio.pipeline import inputs_from_cone_views
 
     torch_device = _device(device)
-    model, n, fov_mm, modes, trained, desc, window = _load_model(len(paths), checkpoint, geometry="cone")
+    model, n, fov_mm, modes, trained, desc, window, zoo_name = _load_model(len(paths), checkpoint, geometry="cone")
+    _check_patch(model, patch_size, n, desc)
     images, views, derived = xa_views(paths, n, fov_mm, frame=frame, subtract=subtract, vessels=vessels,
                                       **geometry)
+    frame_of_reference = _shared_frame_of_reference(paths)
     use = _check_angles(derived if angles is None else angles, len(paths))
     warnings = _check_views(use, trained, desc, allow_other_views) if trained is not None else []
     if angles is not None:
         views = [g.rotated(float(a) + (180.0 if parallel_equivalent(g.angle_deg)[1] else 0.0))
                  for g, a in zip(views, use)]
+    mirrored = _use_mirror(mirror, zoo_name, use)
     inputs = inputs_from_cone_views(images, views, n, spacing_mm=fov_mm / n, modes=modes)
-    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device)
-    return Reconstruction(prob.astype(np.float32), fov_mm / n, use, inputs, model=desc, warnings=tuple(warnings))
+    prob = predict_volume(model, inputs, patch_size=patch_size or window, device=torch_device, mirror=mirrored)
+    return Reconstruction(prob.astype(np.float32), fov_mm / n, use, inputs, model=desc, warnings=tuple(warnings),
+                          mirror=mirrored, frame_of_reference_uid=frame_of_reference)
 
 
 def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwrite: bool = False,
                   level: float = 0.5) -> Path:
     """Write ``probability.npz``, ``dicom/``, ``surface.stl`` and ``surface.vtp`` atomically.
+
+    The DICOM series takes ``result.frame_of_reference_uid`` when set (the input views' frame
+    of reference), else a new one.
 
     The files are written into a temporary sibling folder that replaces ``out_dir`` only when
     complete; an existing non-empty ``out_dir`` is refused unless ``overwrite``.
@@ -439,7 +569,8 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
                             spacing_mm=np.float32(h), angles_deg=result.angles_deg)
         origin = result.origin_mm  # (x, y, z), patient LPS, isocentre at (0, 0, 0)
         write_dicom_series(Volume(result.probability, spacing=(h, h, h), origin=origin), tmp / "dicom",
-                           series_description="angio3d vessel probability", rescale=(1.0 / 1000.0, 0.0))
+                           series_description="angio3d vessel probability", rescale=(1.0 / 1000.0, 0.0),
+                           frame_of_reference_uid=result.frame_of_reference_uid or None)
         mesh = surface(result.probability, level=level, spacing=(h, h, h), origin=origin[::-1])
         if mesh.n_points:
             save_mesh(mesh, tmp / "surface.stl")
@@ -447,11 +578,15 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
         (tmp / "README.json").write_text(json.dumps({
             "probability": "probability.npz: (N, N, N) float32 [z, y, x], z inferior->superior",
             "model": result.model, "warnings": list(result.warnings),
+            "mirror_tta": ("yes: averaged with the prediction of the left-right mirrored input" if result.mirror
+                           else "no"),
             "spacing_mm": h, "angles_deg": result.angles_deg.tolist(), "surface_level": level,
             "frame": ("DICOM patient coordinates (LPS: x to the patient's left, y posterior, z superior), "
                       "mm, with the C-arm isocentre at (0, 0, 0); the DICOM series' ImagePositionPatient "
                       "and the surfaces' points use it"),
             "origin_mm": list(origin),
+            "frame_of_reference": ("the input views' FrameOfReferenceUID" if result.frame_of_reference_uid
+                                   else "a new FrameOfReferenceUID (the inputs share none)"),
             "surface": ("surface.stl / surface.vtp (points x, y, z in mm, patient LPS)" if mesh.n_points
                         else "empty: no voxel reached the level"),
         }, indent=1))

@@ -62,8 +62,8 @@ from angio.train import export_checkpoint, fit, load_checkpoint
 from angio.train.checkpoint import read_history, resumable_from_export
 from angio.train.loop import patience_exhausted
 
-__all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "default_model", "ZOO_DIR", "train_recipe",
-           "publish", "entries", "load_entry",
+__all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "MIRROR_MODELS", "default_model", "ZOO_DIR",
+           "train_recipe", "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
            "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET", "GPU_RUNS", "gpu_runs",
            "side_by_side", "PAPER_VIEWS"]
@@ -273,6 +273,12 @@ DEFAULT_MODELS: dict[int, str] = {2: "unet-biplane", 3: "unet-3view"}
 #: other view counts use :data:`DEFAULT_MODELS`. Chosen on the validation trees' cone-ray
 #: inputs (``angio/_data/zoo/robustness/validation/``), as ``reconstruct_xa`` builds them.
 CONE_MODELS: dict[int, str] = {2: "unet-biplane-conerays"}
+
+#: Entries whose predictions ``angio reconstruct`` averages with the prediction of the
+#: left-right mirrored input (mirror test-time augmentation; the views must be mirror
+#: symmetric, :func:`angio.projection.mirror_symmetric`). Chosen on the validation trees: the
+#: records with it (``angio/_data/zoo/robustness/validation/mirror/``) beat those without.
+MIRROR_MODELS: frozenset[str] = frozenset({"unet-biplane", "unet-biplane-conerays"})
 
 
 def default_model(n_views: int, geometry: str = "parallel", shipped: dict | None = None) -> str | None:
@@ -679,8 +685,8 @@ TARGETS: dict[int, dict[str, float]] = {2: {"dice": 0.80, "cldice": 0.75}, 3: {"
 
 def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: str | os.PathLike = "results",
                    acquisition=None, keep: bool = False, folder: str | os.PathLike | None = None,
-                   targets: tuple[str, ...] = ("exact", "otsu"), overlap_only: bool = False
-                   ) -> tuple[list[dict], dict]:
+                   targets: tuple[str, ...] = ("exact", "otsu"), overlap_only: bool = False,
+                   mirror: bool = False) -> tuple[list[dict], dict]:
     """Metrics of a shipped entry on cases (default: its test cases) against both masks.
 
     Parameters
@@ -702,6 +708,10 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         Ground truths to compare with.
     overlap_only : bool
         Only Dice and IoU (skips clDice's skeletons and the error metrics; for quick tables).
+    mirror : bool
+        Mirror test-time augmentation (:func:`angio.inference.predict_volume`); the views
+        must be mirror symmetric (:func:`angio.projection.mirror_symmetric`). The entries'
+        recorded test metrics are without it.
 
     Returns
     -------
@@ -714,12 +724,16 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
         ``{case: (N, N, N) float32}`` when ``keep``.
     """
     from angio.metrics import dice, evaluate, iou
+    from angio.projection import mirror_symmetric, view_angles
     from angio.robustness import GEOMETRIES, acquired_inputs, magnified_truth
     from angio.study import predict_case
 
     model, entry = load_entry(name, folder=folder)
     settings = replace(entry.settings, results_dir=str(results_dir))
     exp = entry.experiment
+    if mirror and not mirror_symmetric(view_angles(exp.n_views)):
+        raise InputError(f"mirror test-time augmentation needs mirror-symmetric views; {name} takes "
+                         f"{exp.n_views} views at {view_angles(exp.n_views).tolist()} degrees")
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
     acquisition = acquisition or GEOMETRIES[settings.geometry]
     cache = settings.cache()
@@ -727,7 +741,7 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
     for case in cases:
         vols = cache.get(case, settings.spec, seed=settings.seed)
         x = acquired_inputs(vols, exp.n_views, exp.modes, acquisition, seed=settings.seed)
-        prob = predict_case(model, x, settings)
+        prob = predict_case(model, x, settings, mirror=mirror)
         for target in targets:
             truth = vols.target(target)
             scores = ({"dice": dice(prob, truth), "iou": iou(prob, truth)} if overlap_only
@@ -744,19 +758,20 @@ def evaluate_entry(name: str, cases: list[str] | None = None, *, results_dir: st
 
 def robustness_table(name: str, cases: list[str] | None = None, *, conditions=None,
                      results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
-                     log: Callable[[str], None] | None = None) -> list[dict]:
+                     log: Callable[[str], None] | None = None, mirror: bool = False) -> list[dict]:
     """Per-case Dice and IoU (exact mask) of an entry under each acquisition condition.
 
     ``conditions`` defaults to :data:`angio.robustness.CONDITIONS`; each row gets a
     ``condition`` label. ``folder`` is the zoo folder holding the entry; ``log``, when
-    given, receives one line per condition as it is measured.
+    given, receives one line per condition as it is measured; ``mirror`` as for
+    :func:`evaluate_entry`.
     """
     from angio.robustness import CONDITIONS
 
     rows = []
     for label, acq in (conditions or CONDITIONS).items():
         part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
-                                 overlap_only=True, folder=folder)
+                                 overlap_only=True, folder=folder, mirror=mirror)
         rows += [dict(r, condition=label) for r in part]
         if log is not None:
             log(f"[robustness] {name} {label}: Dice " + ", ".join(f"{r['dice']:.3f}" for r in part))

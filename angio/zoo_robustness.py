@@ -11,6 +11,9 @@ the entry as ``angio/_data/zoo/robustness/<name>.json``:
   (a record whose weights have since changed is refused as stale);
 - ``conditions``: each condition's label and its :class:`~angio.robustness.Acquisition`;
 - ``cases`` and ``rows``: per (condition, case) Dice and IoU against the exact mask;
+- ``mirror`` (only when true): the predictions averaged with their left-right mirror
+  (mirror test-time augmentation, :func:`angio.inference.predict_volume`); such records are
+  kept in their own folder (:data:`MIRROR_DIR`), and reading one asks for it;
 - ``wall_s``, ``evaluated_on`` (hardware and library versions), ``commit`` and ``made``;
 - ``added`` (when conditions were measured later into an existing record with ``add=True``):
   per addition its conditions, ``wall_s``, ``evaluated_on``, ``commit`` and ``made``.
@@ -39,10 +42,13 @@ from angio.atomic import atomic_write_text
 from angio.errors import InputError
 from angio.robustness import CONDITIONS, Acquisition
 
-__all__ = ["ROBUSTNESS_DIR", "record_robustness", "read_robustness", "check_robustness", "recorded_rows"]
+__all__ = ["ROBUSTNESS_DIR", "MIRROR_DIR", "record_robustness", "read_robustness", "check_robustness",
+           "recorded_rows"]
 
 #: Folder of the recorded evaluations (beside the entries' records; not an entry itself).
 ROBUSTNESS_DIR = Path(__file__).resolve().parent / "_data" / "zoo" / "robustness"
+#: Subfolder (of a records folder) for evaluations with mirror test-time augmentation.
+MIRROR_DIR = "mirror"
 
 
 def _folders(folder, out_dir) -> tuple[Path | None, Path]:
@@ -69,7 +75,7 @@ def _conditions(labels: Sequence[str] | None) -> dict[str, Acquisition]:
 def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditions: Sequence[str] | None = None,
                       results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
                       out_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print,
-                      add: bool = False) -> Path:
+                      add: bool = False, mirror: bool = False) -> Path:
     """Measure a shipped entry under acquisition conditions and write the record.
 
     Parameters
@@ -92,6 +98,9 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         Measure only ``conditions`` (which must be given) into the existing, valid record
         of the entry, replacing their rows if it has them and keeping the others (in the
         order of :data:`angio.robustness.CONDITIONS`); the cases are the record's.
+    mirror : bool
+        Predict with mirror test-time augmentation (:func:`angio.zoo.evaluate_entry`); the
+        record says so and goes to the :data:`MIRROR_DIR` subfolder of ``out_dir``.
 
     Returns
     -------
@@ -101,6 +110,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     from angio.zoo import _git_commit, _hardware, entries, robustness_table
 
     zoo_folder, out = _folders(folder, out_dir)
+    out = out / MIRROR_DIR if mirror else out
     chosen = _conditions(conditions)
     found = entries(zoo_folder)
     if name not in found:
@@ -110,13 +120,14 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     if add:
         if conditions is None:
             raise InputError("--add needs the conditions to measure (--conditions LABEL ...)")
-        old = read_robustness(name, folder=zoo_folder, robustness_dir=out)
+        old = read_robustness(name, folder=zoo_folder, robustness_dir=out.parent if mirror else out, mirror=mirror)
         if cases is not None and list(cases) != old["cases"]:
             raise InputError(f"{out / (name + '.json')}: the record is on cases {old['cases']}, not {list(cases)}")
         cases = old["cases"]
     cases = list(cases) if cases is not None else list(entry.record["test"]["cases"])
     t0 = time.perf_counter()
-    rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log)
+    rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log,
+                            mirror=mirror)
     # where, when and how long this measurement ran: the record's or, with add, its addition's
     provenance = {"wall_s": time.perf_counter() - t0, "evaluated_on": _hardware(), "commit": _git_commit(),
                   "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -138,6 +149,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         "conditions": {label: asdict(acq) for label, acq in chosen.items()},
         "cases": cases,
         "target": "exact",
+        **({"mirror": True} if mirror else {}),
         "rows": rows,
         **provenance,
     }
@@ -152,7 +164,7 @@ def _write(out: Path, name: str, record: dict[str, Any]) -> Path:
 
 
 def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
-                    robustness_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                    robustness_dir: str | os.PathLike | None = None, mirror: bool = False) -> dict[str, Any]:
     """The robustness record of a shipped entry, checked against the entry and the conditions.
 
     Parameters
@@ -163,6 +175,9 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
         Zoo folder holding the entry (default :data:`angio.zoo.ZOO_DIR`).
     robustness_dir : path-like, optional
         Folder of the records (default: ``robustness/`` in the zoo folder).
+    mirror : bool
+        Read the record measured with mirror test-time augmentation (in the
+        :data:`MIRROR_DIR` subfolder of ``robustness_dir``).
 
     Raises
     ------
@@ -175,8 +190,8 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
     from angio.zoo import entries
 
     zoo_folder, out = _folders(folder, robustness_dir)
-    path = out / f"{name}.json"
-    remake = f"`angio zoo robustness {name}` remakes it"
+    path = (out / MIRROR_DIR if mirror else out) / f"{name}.json"
+    remake = f"`angio zoo robustness {name}{' --mirror' if mirror else ''}` remakes it"
     if not path.exists():
         raise InputError(f"{path}: no robustness record of zoo entry {name!r}; {remake}")
     try:
@@ -194,6 +209,9 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
         if label not in CONDITIONS or _acquisition(params) != CONDITIONS[label]:
             raise InputError(f"{path}: condition {label!r} is not the acquisition this version calls by that "
                              f"name; {remake}")
+    if bool(record.get("mirror", False)) != mirror:
+        raise InputError(f"{path}: measured {'with' if record.get('mirror') else 'without'} mirror test-time "
+                         f"augmentation, but read as a record {'with' if mirror else 'without'} it; {remake}")
     if not rows:
         raise InputError(f"{path}: the record holds no rows; {remake}")
     return record
@@ -220,7 +238,7 @@ def recorded_rows(names: Sequence[str] | Mapping[str, Any], **kwargs) -> list[di
 
 def check_robustness(name: str, condition: str | None = None, case: str | None = None, *,
                      results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
-                     robustness_dir: str | os.PathLike | None = None) -> tuple[dict, dict]:
+                     robustness_dir: str | os.PathLike | None = None, mirror: bool = False) -> tuple[dict, dict]:
     """Re-measure one recorded row live: ``(recorded_row, measured_row)``.
 
     Parameters
@@ -231,12 +249,12 @@ def check_robustness(name: str, condition: str | None = None, case: str | None =
         The row (default: the record's last condition and first case).
     results_dir : path-like
         Volume cache root.
-    folder, robustness_dir : path-like, optional
+    folder, robustness_dir, mirror
         As for :func:`read_robustness`.
     """
     from angio.zoo import evaluate_entry
 
-    record = read_robustness(name, folder=folder, robustness_dir=robustness_dir)
+    record = read_robustness(name, folder=folder, robustness_dir=robustness_dir, mirror=mirror)
     condition = condition if condition is not None else list(record["conditions"])[-1]
     case = case if case is not None else record["cases"][0]
     matches = [r for r in record["rows"] if r["condition"] == condition and r["case"] == case]
@@ -244,5 +262,5 @@ def check_robustness(name: str, condition: str | None = None, case: str | None =
         raise InputError(f"the robustness record of {name} has no row for condition {condition!r} on {case!r}")
     acq = Acquisition(**record["conditions"][condition])
     measured, _ = evaluate_entry(name, [case], results_dir=results_dir, acquisition=acq, targets=("exact",),
-                                 overlap_only=True, folder=folder)
+                                 overlap_only=True, folder=folder, mirror=mirror)
     return matches[0], dict(measured[0], condition=condition)

@@ -16,6 +16,27 @@ def write_png(path, img):
     iio.imwrite(path, np.asarray(img, dtype=np.uint8))
 
 
+def noise(shape, seed=0):
+    """A non-blank 8-bit view."""
+    return np.random.default_rng(seed).integers(0, 256, shape)
+
+
+def tiny_checkpoint(path, *, size=16, n_views=2):
+    """An untrained checkpoint of a small (16^3) two-channel model trained, it says, on ``n_views`` views."""
+    import torch
+
+    from angio.train.checkpoint import CHECKPOINT_FORMAT
+    from angio.train.config import TrainConfig, model_from_config
+
+    config = TrainConfig(model="dae", in_channels=2, data={"spec": {"size": size, "fov_mm": size * 0.5},
+                                                           "n_views": n_views, "modes": ["sum", "min"]})
+    torch.manual_seed(0)
+    payload = {"format": CHECKPOINT_FORMAT, "model": model_from_config(config).state_dict(),
+               "config": config.to_dict(), "epoch": 0, "global_step": 0}
+    torch.save(payload, path)
+    return path
+
+
 def test_read_images_grey_colour_and_dicom(tmp_path):
     write_png(tmp_path / "a.png", np.full((20, 30), 7))
     write_png(tmp_path / "b.png", np.zeros((20, 30, 3)))
@@ -209,11 +230,14 @@ def test_zoo_biplane_model_reconstructs_a_held_out_case(tmp_path, capsys):
     (["--angles", "nan", "90"], "finite"),
     (["--angles", "0", "90", "--level", "nan"], "--level"),
     (["--angles", "0", "90", "--patch", "0"], "--patch"),
+    (["--angles", "0", "90", "--patch", "-8"], "--patch must be a positive number of voxels, got -8"),
+    (["--angles", "0", "90", "--patch", "7"], "--patch 7 cannot be used with zoo model 'unet-biplane'"),
+    (["--angles", "0", "90", "--patch", "16"], "--patch 16 cannot be used with zoo model 'unet-biplane'"),
     (["--angles", "0", "90", "--device", "bogus"], "--device"),
 ])
 def test_reconstruct_refuses_bad_requests(tmp_path, capsys, argv, message):
     for k in range(2):
-        write_png(tmp_path / f"v{k}.png", np.zeros((16, 16)))
+        write_png(tmp_path / f"v{k}.png", noise((16, 16), seed=k))
     code = cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), *argv,
                      "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
@@ -222,35 +246,19 @@ def test_reconstruct_refuses_bad_requests(tmp_path, capsys, argv, message):
 
 
 def test_reconstruct_refuses_a_view_count_no_model_takes(tmp_path, capsys):
-    write_png(tmp_path / "v0.png", np.zeros((16, 16)))
+    write_png(tmp_path / "v0.png", noise((16, 16)))
     code = cli.main(["reconstruct", str(tmp_path / "v0.png"), "--angles", "0", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "no shipped model takes 1 view" in err and "2 views: unet-biplane" in err
 
 
 def test_monochrome1_dicom_is_read_as_displayed(tmp_path):
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from dicom_factory import write_view
 
     img = np.zeros((8, 8), np.uint16)
     img[2:4] = 4095  # stored bright = displayed dark under MONOCHROME1
-    paths = []
-    for photometric in ("MONOCHROME2", "MONOCHROME1"):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Rows, ds.Columns, ds.SamplesPerPixel = 8, 8, 1
-        ds.PhotometricInterpretation = photometric
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelData = img.tobytes()
-        path = tmp_path / f"{photometric}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+    paths = [write_view(tmp_path / f"{photometric}.dcm", img, photometric=photometric)
+             for photometric in ("MONOCHROME2", "MONOCHROME1")]
     mono2, mono1 = read_images(paths, normalize=True)
     assert mono2[2, 0] == 1.0 and mono2[0, 0] == 0.0
     np.testing.assert_allclose(mono1, 1.0 - mono2)
@@ -268,18 +276,109 @@ def test_image_declaring_an_absurd_size_is_refused_before_decoding(tmp_path):
         read_images([tmp_path / "bomb.tif"])
 
 
-def test_blank_views_say_there_is_no_surface(tmp_path, capsys):
+def test_blank_views_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """All-zero views: the zoo model would invent vessels in them (1760 voxels >= 0.5 when tried); refused."""
+    from angio import reconstruct as rec
+
+    monkeypatch.setattr(rec, "_load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     out = tmp_path / "o"
-    for k in range(2):
-        write_png(tmp_path / f"v{k}.png", np.zeros((32, 32)))
-    assert cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), "--angles", "0", "90",
-                     "--out", str(out)]) == 0
+    write_png(tmp_path / "v0.png", np.zeros((32, 32)))
+    write_png(tmp_path / "v1.png", noise((32, 32)))
+    write_png(tmp_path / "v2.png", np.full((32, 32), 255))
+    code = cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), "--angles", "0", "90",
+                     "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'v0.png'}: blank (one value everywhere, no contrast)" in err and "v1.png" not in err
+    assert not out.exists()
+    code = cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v2.png"), "--angles", "0", "90",
+                     "--out", str(out)])
+    assert code == 2 and f"{tmp_path / 'v0.png'}, {tmp_path / 'v2.png'}: blank" in capsys.readouterr().err
+
+
+def test_an_empty_volume_writes_no_surface_and_says_so(tmp_path):
+    result = Reconstruction(np.zeros((16, 16, 16), np.float32), 0.5, np.array([0.0, 90.0]), np.zeros((2, 16, 16, 16)))
+    out = write_outputs(result, tmp_path / "rec")
+    assert sorted(p.name for p in out.iterdir()) == ["README.json", "dicom", "probability.npz"]
+    assert json.loads((out / "README.json").read_text())["surface"] == "empty: no voxel reached the level"
+
+
+@pytest.mark.parametrize("argv, views", [(["--angles", "0", "45"], 2), (["--angles", "0", "45", "90"], 3)])
+def test_allow_other_views_uses_the_model_and_records_a_warning(tmp_path, capsys, argv, views):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    files = [str(tmp_path / f"v{k}.png") for k in range(views)]
+    for k, name in enumerate(files):
+        write_png(name, noise((16, 16), seed=k))
+    base = ["reconstruct", *files, *argv, "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]
+    assert cli.main(base) == 2  # refused without the override ...
+    err = capsys.readouterr().err
+    assert "trained on" in err and "--allow-other-views" in err and not (tmp_path / "o").exists()
+    assert cli.main([*base, "--allow-other-views"]) == 0  # ... and used, with a warning, with it
     printed = capsys.readouterr().out
-    readme = json.loads((out / "README.json").read_text())
-    if not (out / "surface.stl").exists():  # nothing reached the level: say so, claim nothing
-        assert "no surface" in printed and readme["surface"].startswith("empty")
-    else:
-        assert "surface.stl" in printed
+    warnings = json.loads((tmp_path / "o" / "README.json").read_text())["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("model used outside its training views: checkpoint tiny.pt")
+    assert f"warning: {warnings[0]}" in printed
+    with np.load(tmp_path / "o" / "probability.npz") as z:
+        assert z["probability"].shape == (16, 16, 16) and z["angles_deg"].tolist() == [float(a) for a in argv[1:]]
+
+
+def test_views_the_model_was_trained_for_record_no_warning(tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    for k in range(2):
+        write_png(tmp_path / f"v{k}.png", noise((16, 16), seed=k))
+    assert cli.main(["reconstruct", str(tmp_path / "v0.png"), str(tmp_path / "v1.png"), "--angles", "0", "90",
+                     "--checkpoint", str(ckpt), "--allow-other-views", "--out", str(tmp_path / "o")]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "README.json").read_text())["warnings"] == []
+
+
+def test_dicom_view_is_read_through_its_modality_and_voi_luts(tmp_path):
+    from dicom_factory import write_view
+
+    stored = np.array([[100, 300, 600, 2000]] * 4)
+    lut = {"RescaleSlope": 2.0, "RescaleIntercept": -100.0, "WindowCenter": 1000.0, "WindowWidth": 1001.0}
+    m2 = write_view(tmp_path / "m2.dcm", stored, extra=lut)
+    m1 = write_view(tmp_path / "m1.dcm", stored, photometric="MONOCHROME1", extra=lut)
+    # by hand: rescale 2 s - 100 maps stored 0..4095 to -100..8090 and 100, 300, 600, 2000 to 100, 500, 1100,
+    # 3900; the window (LINEAR, PS3.3 C.11.2.1.2.1: c = 999.5, w = 1000) sends x <= 499.5 to the bottom of that
+    # range, x > 1499.5 to its top, and x between to ((x - c) / w + 0.5): 0.0005 and 0.6005 of the range
+    shown, inverted = read_images([m2, m1], normalize=True)
+    np.testing.assert_allclose(shown[0], [0.0, 0.0005, 0.6005, 1.0], atol=1e-6)
+    np.testing.assert_allclose(inverted, 1.0 - shown, atol=1e-6)  # MONOCHROME1: inverted after the LUTs
+    raw = read_images([m2])[0, 0]  # as displayed, in the modality range
+    np.testing.assert_allclose(raw, [-100.0, 0.0005 * 8190 - 100, 0.6005 * 8190 - 100, 8090.0], rtol=1e-5)
+    plain = read_images([write_view(tmp_path / "plain.dcm", stored, extra={"RescaleSlope": 2.0,
+                                                                               "RescaleIntercept": -100.0})])
+    np.testing.assert_allclose(plain[0, 0], 2.0 * stored[0] - 100.0)  # the rescale alone: modality units
+
+
+@pytest.mark.parametrize("extra, declared", [
+    ({"Rows": 60000, "Columns": 60000}, "declares 60000 x 60000 pixels per frame"),
+    ({"NumberOfFrames": 2}, "multi-frame DICOM (2 frames)"),
+])
+def test_dicom_view_declaring_an_absurd_size_is_refused_before_decoding(tmp_path, monkeypatch, extra, declared):
+    from dicom_factory import write_view
+    from pydicom.dataset import Dataset
+
+    path = write_view(tmp_path / "bomb.dcm", np.zeros((4, 4)), extra=extra)
+    monkeypatch.setattr(Dataset, "pixel_array", property(lambda ds: pytest.fail("the pixel data were decoded")))
+    with pytest.raises(angio.InputError) as info:
+        read_images([path])
+    assert str(info.value).startswith(f"{path}: {declared}")
+
+
+def test_written_series_takes_the_views_frame_of_reference(tmp_path):
+    import pydicom
+
+    prob = np.zeros((8, 8, 8), np.float32)
+    uid = "1.2.826.0.1.3680043.8.498.2"
+    out = write_outputs(Reconstruction(prob, 0.5, np.array([0.0, 90.0]), prob[None], frame_of_reference_uid=uid),
+                        tmp_path / "same")
+    assert {pydicom.dcmread(p).FrameOfReferenceUID for p in (out / "dicom").iterdir()} == {uid}
+    assert json.loads((out / "README.json").read_text())["frame_of_reference"].startswith("the input views'")
+    new = write_outputs(Reconstruction(prob, 0.5, np.array([0.0, 90.0]), prob[None]), tmp_path / "new")
+    written = {pydicom.dcmread(p).FrameOfReferenceUID for p in (new / "dicom").iterdir()}
+    assert len(written) == 1 and uid not in written
 
 
 def test_study_sub_commands_parse_their_arguments():
@@ -361,17 +460,19 @@ def test_zoo_publish_and_robustness_reach_the_zoo(monkeypatch, capsys, tmp_path)
     monkeypatch.setattr(zoo, "publish", lambda name, *, results_dir: calls.append(("publish", name, results_dir))
                         or tmp_path / f"{name}.json")
     monkeypatch.setattr(zoo_robustness, "record_robustness",
-                        lambda name, cases, *, conditions, results_dir, add: calls.append(
-                            ("robustness", name, cases, conditions, results_dir, add)) or tmp_path / "r.json")
+                        lambda name, cases, *, conditions, results_dir, add, mirror: calls.append(
+                            ("robustness", name, cases, conditions, results_dir, add, mirror)) or tmp_path / "r.json")
     assert cli.main(["zoo", "publish", "paper-cta-win-dae-2v", "--results", "r"]) == 0
     assert cli.main(["zoo", "robustness", "unet-3view", "--cases", "BG001", "--conditions", "nominal",
                      "doubled noise"]) == 0
     assert cli.main(["zoo", "robustness"]) == 0
     assert cli.main(["zoo", "robustness", "unet-3view", "--add", "--conditions", "doubled noise"]) == 0
+    assert cli.main(["zoo", "robustness", "--mirror", "--conditions", "nominal"]) == 0
     assert calls == [("publish", "paper-cta-win-dae-2v", "r"),
-                     ("robustness", "unet-3view", ["BG001"], ["nominal", "doubled noise"], "results", False),
-                     ("robustness", zoo.DEFAULT_MODELS[2], None, None, "results", False),
-                     ("robustness", "unet-3view", None, ["doubled noise"], "results", True)]
+                     ("robustness", "unet-3view", ["BG001"], ["nominal", "doubled noise"], "results", False, False),
+                     ("robustness", zoo.DEFAULT_MODELS[2], None, None, "results", False, False),
+                     ("robustness", "unet-3view", None, ["doubled noise"], "results", True, False),
+                     ("robustness", zoo.DEFAULT_MODELS[2], None, ["nominal"], "results", False, True)]
     capsys.readouterr()
     assert cli.main(["zoo", "publish"]) == 2  # which recipe? said in one line, no traceback
     err = capsys.readouterr().err
@@ -407,3 +508,37 @@ def test_train_recipe_passes_its_bounds_and_publishes(monkeypatch, capsys, tmp_p
     assert calls == [("train", "unet-3view", "r", 5, 60.0), ("publish", "unet-3view"),
                      ("train", "unet-3view", "results", None, None)]
     assert "selected epoch 3" in capsys.readouterr().out
+
+
+def test_mirror_tta_is_chosen_forced_or_refused(tmp_path, capsys):
+    from angio import zoo
+    from angio.reconstruct import _use_mirror
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    files = [str(tmp_path / f"v{k}.png") for k in range(2)]
+    for k, name in enumerate(files):
+        write_png(name, noise((16, 16), seed=k))
+    base = ["reconstruct", *files, "--angles", "0", "90", "--checkpoint", str(ckpt)]
+    probs = {}
+    for flag in ([], ["--mirror"]):  # a checkpoint of one's own: off unless asked for
+        out = tmp_path / ("mirror" if flag else "plain")
+        assert cli.main([*base, *flag, "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        said = json.loads((out / "README.json").read_text())["mirror_tta"]
+        assert said.startswith("yes") == bool(flag) and ("mirrored views" in printed) == bool(flag)
+        with np.load(out / "probability.npz") as z:
+            probs[bool(flag)] = z["probability"]
+    assert not np.allclose(probs[False], probs[True])  # the mirrored prediction was averaged in
+    # views that are not their own mirror image (45 pairs with 135): refused, before any work
+    assert cli.main(["reconstruct", *files, "--angles", "0", "45", "--checkpoint", str(ckpt), "--allow-other-views",
+                     "--mirror", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--mirror needs views" in err and "Traceback" not in err and not (tmp_path / "o").exists()
+    # automatic: the zoo's chosen entries on symmetric views only
+    name = sorted(zoo.MIRROR_MODELS)[0]
+    assert _use_mirror(None, name, np.array([0.0, 90.0])) is True
+    assert _use_mirror(None, name, np.array([0.0, 90.4])) is True  # within the angle tolerance
+    assert _use_mirror(None, name, np.array([0.0, 45.0])) is False
+    assert _use_mirror(None, "unet-3view", np.array([0.0, 45.0, 90.0])) is False
+    assert _use_mirror(None, None, np.array([0.0, 90.0])) is False
+    assert _use_mirror(False, name, np.array([0.0, 90.0])) is False

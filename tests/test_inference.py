@@ -141,3 +141,20 @@ def test_predict_volume_rejects_bad_input():
         predict_volume(model, np.zeros((64, 64, 64), dtype=np.float32), patch_size=16)
     with pytest.raises(ValueError, match="precision"):
         predict_volume(model, np.zeros((16, 16, 16), dtype=np.float32), precision="fp16")
+
+
+def test_mirror_averages_the_mirrored_prediction_and_is_mirror_equivariant():
+    torch.manual_seed(0)
+    model = UNet3D(in_channels=2, base_channels=4, depth=2, norm="instance").eval()
+    x = np.random.default_rng(0).random((2, 16, 16, 24)).astype(np.float32)
+    plain = predict_volume(model, x)
+    flipped = predict_volume(model, np.ascontiguousarray(x[..., ::-1]))
+    both = predict_volume(model, x, mirror=True)
+    assert both.dtype == np.float32 and both.shape == (16, 16, 24)
+    np.testing.assert_allclose(both, 0.5 * (plain + flipped[..., ::-1]), atol=1e-6)
+    assert np.abs(plain - flipped[..., ::-1]).max() > 1e-3  # the network itself is not equivariant...
+    np.testing.assert_allclose(  # ...its mirror-averaged prediction is, exactly
+        predict_volume(model, np.ascontiguousarray(x[..., ::-1]), mirror=True)[..., ::-1], both, atol=1e-6)
+    windowed = predict_volume(model, torch.from_numpy(x), patch_size=8, mirror=True)  # tensors, windows too
+    np.testing.assert_allclose(windowed[..., ::-1], predict_volume(
+        model, np.ascontiguousarray(x[..., ::-1]), patch_size=8, mirror=True), atol=1e-6)

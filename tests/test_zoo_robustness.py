@@ -34,6 +34,23 @@ def test_record_read_and_recheck_round_trip(tmp_path, tiny_recipe):
     assert abs(recorded["dice"] - measured["dice"]) <= 1e-4 and abs(recorded["iou"] - measured["iou"]) <= 1e-4
     assert [r["model"] for r in recorded_rows(["tiny"], folder=out)] == ["tiny", "tiny"]
 
+    # with mirror test-time augmentation: a record of its own, in its own folder, said so
+    mpath = record_robustness("tiny", [case], conditions=["nominal"], results_dir=results, folder=out,
+                              log=lambda s: None, mirror=True)
+    assert mpath == out / "robustness" / "mirror" / "tiny.json"
+    mirrored = read_robustness("tiny", folder=out, mirror=True)
+    assert mirrored["mirror"] is True and "mirror" not in read_robustness("tiny", folder=out)
+    rows, _ = zoo.evaluate_entry("tiny", [case], results_dir=results, folder=out, targets=("exact",),
+                                 overlap_only=True, mirror=True)
+    assert mirrored["rows"][0]["dice"] == pytest.approx(rows[0]["dice"], abs=1e-6)
+    recorded, measured = check_robustness("tiny", "nominal", results_dir=results, folder=out, mirror=True)
+    assert abs(recorded["dice"] - measured["dice"]) <= 1e-4
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    (swapped / "tiny.json").write_text(mpath.read_text())
+    with pytest.raises(angio.InputError, match="measured with mirror test-time augmentation"):
+        read_robustness("tiny", folder=out, robustness_dir=swapped)
+
     # a condition measured later into the record keeps the rows already there
     before = read_robustness("tiny", folder=out)
     record_robustness("tiny", conditions=["doubled noise"], results_dir=results, folder=out, log=lambda s: None,
@@ -75,6 +92,9 @@ def test_unknown_condition_or_entry_is_refused(tmp_path):
     with pytest.raises(angio.InputError, match="no zoo entry 'nope'"):
         record_robustness("nope", results_dir=tmp_path, out_dir=tmp_path)
     assert not list(tmp_path.glob("*.json"))  # nothing written
+    with pytest.raises(angio.InputError, match="mirror-symmetric views; unet-3view takes 3 views"):
+        record_robustness("unet-3view", conditions=["nominal"], results_dir=tmp_path, out_dir=tmp_path, mirror=True)
+    assert not list(tmp_path.rglob("*.json"))
 
 
 CONE = ["cone beam (750/1100 mm)", "cone beam, cone-ray back-projection"]
@@ -132,3 +152,29 @@ def test_the_xa_model_is_the_best_on_the_validation_trees_cone_ray_input():
                 if r["condition"] == CONE[1]]
         dice[name] = mean_table(rows, by=("condition",), metrics=("dice",))[0]["dice"]
     assert max(dice, key=dice.get) == zoo.CONE_MODELS[2], dice
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MIRROR_MODELS))
+def test_mirror_models_were_chosen_on_the_validation_trees(name):
+    """``zoo.MIRROR_MODELS`` (mirror test-time augmentation in ``reconstruct``): better on every validation record."""
+    from angio.projection import mirror_symmetric, view_angles
+    from angio.study import zoo_tables
+    from angio.zoo_robustness import ROBUSTNESS_DIR
+
+    entry = zoo.entries()[name]
+    assert mirror_symmetric(view_angles(entry.experiment.n_views))
+    assert read_robustness(name, robustness_dir=ROBUSTNESS_DIR / "validation", mirror=True)["cases"] == \
+        entry.record["split"]["val"]
+    gains = zoo_tables.mirror_gain([name], {"validation": ROBUSTNESS_DIR / "validation"})
+    assert gains and all(g["gain"] > 0 for g in gains), gains
+    test = read_robustness(name, mirror=True)  # raises when stale; every held-out test tree
+    assert test["cases"] == entry.record["test"]["cases"]
+    own = CONE[1] if name in zoo.CONE_MODELS.values() else "nominal"  # the input reconstruct gives it
+    assert own in test["conditions"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(zoo.MIRROR_MODELS))
+def test_mirror_record_reproduces_one_row(name, tmp_path):
+    recorded, measured = check_robustness(name, results_dir=tmp_path, mirror=True)
+    assert abs(recorded["dice"] - measured["dice"]) <= 1e-4, (recorded["dice"], measured["dice"])

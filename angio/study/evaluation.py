@@ -30,10 +30,14 @@ __all__ = ["BASELINES", "CTA_WINDOWS", "case_inputs", "otsu_by_window",
 BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
 
 
-def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings) -> np.ndarray:
-    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``."""
+def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings, *,
+                 mirror: bool = False) -> np.ndarray:
+    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``.
+
+    ``mirror``: average with the mirrored prediction (see :func:`angio.inference.predict_volume`).
+    """
     device = resolve_device(settings.device)
-    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device)
+    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device, mirror=mirror)
 
 
 def case_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], settings: StudySettings) -> np.ndarray:

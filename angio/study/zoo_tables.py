@@ -16,7 +16,7 @@ from typing import Any
 from angio import paper
 from angio.study.tables import mean_table
 
-__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "record_rows", "table1", "iou_margin"]
+__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "record_rows", "table1", "iou_margin", "mirror_gain"]
 
 #: How the book names the volume presets of the paper's entries.
 SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull",
@@ -172,4 +172,47 @@ def iou_margin(shipped: Mapping[str, Any], best: Mapping[int, str], *, baseline:
             raise ValueError(f"{name} and {base} were tested on different trees")
         out.append({"views": n, "model": name, "baseline": base, "model_iou": means[name][1],
                     "baseline_iou": means[base][1], "margin": means[name][1] - means[base][1]})
+    return out
+
+
+def mirror_gain(names: Sequence[str], folders: Mapping[str, Any]) -> list[dict]:
+    """Mean Dice of entries without and with mirror test-time augmentation, per condition.
+
+    Reads, for each entry and each records folder, the record measured with mirror
+    test-time augmentation and the plain one (:func:`angio.zoo_robustness.read_robustness`),
+    and compares them on the conditions the mirrored record holds.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Zoo entries.
+    folders : mapping of str to path-like
+        ``{label: robustness records folder}``, e.g. ``{"validation": ..., "test": ...}``.
+
+    Returns
+    -------
+    list of dict
+        One row per (entry, folder, condition): ``model``, ``trees`` (the label and the
+        number of trees), ``condition``, ``plain`` and ``mirror`` (mean Dice against the
+        exact mask) and ``gain`` (``mirror - plain``).
+    """
+    from angio.zoo_robustness import read_robustness
+
+    out = []
+    for name in names:
+        for label, folder in folders.items():
+            plain = read_robustness(name, robustness_dir=folder)
+            mirrored = read_robustness(name, robustness_dir=folder, mirror=True)
+            for condition in mirrored["conditions"]:
+                means = []
+                for record in (plain, mirrored):
+                    dice = [r["dice"] for r in record["rows"]
+                            if r["condition"] == condition and r["case"] in mirrored["cases"]]
+                    if len(dice) != len(mirrored["cases"]):
+                        raise ValueError(f"{name}: the plain {label} record lacks {condition!r} on some "
+                                         f"of the cases {mirrored['cases']}")
+                    means.append(sum(dice) / len(dice))
+                out.append({"model": name, "trees": f"{label} ({len(mirrored['cases'])})",
+                            "condition": condition, "plain": means[0], "mirror": means[1],
+                            "gain": means[1] - means[0]})
     return out
