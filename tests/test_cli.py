@@ -189,8 +189,9 @@ def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
 
     entry, vols, angles, files = _held_out_views(tmp_path)
     model, _ = zoo.load_entry(entry.name)
+    # reconstruct averages the biplane model with its mirrored prediction by default (MIRROR_MODELS)
     study = predict_case(model, network_input(vols.unit_intensity(), 2, modes=entry.experiment.modes),
-                         entry.settings)
+                         entry.settings, mirror=True)
     code = cli.main(["reconstruct", *files["tif"], "--angles", "0", "90", "--out", str(tmp_path / "tif")])
     assert code == 0, capsys.readouterr().err
     assert "unet-biplane" in capsys.readouterr().out  # says which model and resolution
@@ -199,6 +200,7 @@ def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
         assert float(z["spacing_mm"]) == pytest.approx(entry.spec.voxel_mm)
     readme = json.loads((tmp_path / "tif" / "README.json").read_text())
     assert "unet-biplane" in readme["model"] and readme["warnings"] == []
+    assert readme["mirror_tta"].startswith("yes")
     # 8-bit PNG: the same up to quantization (1/255 per pixel)
     assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(tmp_path / "png")]) == 0
     with np.load(tmp_path / "png" / "probability.npz") as z:
