@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from angio.errors import InputError
-from angio.io.reading import _check_rescale, _decoder_hint, _syntax_name, _transfer_syntax
+from angio.io.reading import _check_rescale, _decoder_hint, _missing_decoder, _syntax_name, _transfer_syntax
 
 __all__ = ["MAX_IMAGE_PIXELS", "MAX_DECODED_PIXELS", "check_declared_pixels", "check_decodable", "displayed_pixels"]
 
@@ -112,14 +112,9 @@ def check_decodable(ds: Dataset, path: Path) -> None:
     ts = _transfer_syntax(ds)
     if ts is None or not ts.is_compressed:
         return
-    try:
-        decoder = get_decoder(ts)
-    except NotImplementedError:
-        missing = "pydicom has no decoder for it"
-    else:
-        if decoder.is_available:
-            return
-        missing = "pydicom plugins: " + "; ".join(decoder.missing_dependencies)
+    missing = _missing_decoder(ts)
+    if missing is None:
+        return
     raise InputError(
         f"{path}: the pixel data use the compressed transfer syntax {_syntax_name(ts)} and no "
         f"installed decoder handles it ({missing}). {_decoder_hint(ts)}"

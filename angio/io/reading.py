@@ -408,6 +408,17 @@ def _transfer_syntax(ds: Dataset) -> UID | None:
     return UID(meta.TransferSyntaxUID)
 
 
+def _missing_decoder(ts: UID) -> str | None:
+    """Why no installed pydicom decoder handles transfer syntax ``ts``; ``None`` when one does."""
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError:
+        return "pydicom has no decoder for it"
+    if decoder.is_available:
+        return None
+    return "pydicom plugins: " + "; ".join(decoder.missing_dependencies)
+
+
 def _check_decodable(slices: list[_Slice], uid: str) -> None:
     """:class:`InputError` if a compressed transfer syntax of the series has no usable decoder."""
     by_syntax: dict[UID, list[Path]] = {}
@@ -416,14 +427,9 @@ def _check_decodable(slices: list[_Slice], uid: str) -> None:
         if ts is not None and ts.is_compressed:
             by_syntax.setdefault(ts, []).append(s.path)
     for ts, paths in by_syntax.items():
-        try:
-            decoder = get_decoder(ts)
-        except NotImplementedError:
-            missing = "pydicom has no decoder for it"
-        else:
-            if decoder.is_available:
-                continue
-            missing = "pydicom plugins: " + "; ".join(decoder.missing_dependencies)
+        missing = _missing_decoder(ts)
+        if missing is None:
+            continue
         raise InputError(
             f"Cannot decode series '{uid}': {len(paths)} file(s) (e.g. '{paths[0]}') use "
             f"the compressed transfer syntax {_syntax_name(ts)} and no installed decoder "
