@@ -13,7 +13,19 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-__all__ = ["ct_slice", "write_ct_series", "write_view"]
+__all__ = ["ct_slice", "new_instance", "write_ct_series", "write_view"]
+
+
+def new_instance(sop_class: str) -> Dataset:
+    """An empty dataset of SOP class ``sop_class`` with a new instance UID, explicit VR little endian."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    return ds
 
 
 def ct_slice(
@@ -123,13 +135,7 @@ def write_view(
     lies about the size: ``Rows``, ``Columns``, ``NumberOfFrames``).
     """
     pixels = np.asarray(pixels, dtype=np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = new_instance(SecondaryCaptureImageStorage)
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

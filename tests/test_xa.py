@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, XRayAngiographicImageStorage, generate_uid
+from dicom_factory import new_instance
+from pydicom.dataset import Dataset
+from pydicom.uid import XRayAngiographicImageStorage
 
 import angio
 from angio.io import pair_planes, read_xa
@@ -14,13 +15,7 @@ PLANTED_NAME = "Plantedxa^Patientqq"
 def write_xa(path, frames, *, photometric="MONOCHROME2", study_uid=None, drop=(), extra=None, **tags):
     """An XA file of ``frames`` with the positioner ``tags``; ``extra`` maps keywords to values set last."""
     frames = np.asarray(frames, dtype=np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = XRayAngiographicImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = XRayAngiographicImageStorage, meta.MediaStorageSOPInstanceUID
+    ds = new_instance(XRayAngiographicImageStorage)
     ds.Modality = "XA"
     ds.PatientName, ds.PatientID = PLANTED_NAME, "PLANTED-XA-ID"
     ds.StudyInstanceUID = study_uid or "1.2.826.0.1.3680043.8.498.1"
