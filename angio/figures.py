@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["orthogonal_mips", "projection_strip", "backprojection_grid", "loss_curves",
-           "metric_vs_views", "prediction_panel", "table", "learning_curves", "per_case"]
+           "metric_vs_views", "prediction_panel", "orthogonal_slices", "table", "learning_curves", "per_case"]
 
 
 def _plt():
@@ -195,6 +195,129 @@ def prediction_panel(columns: Mapping[str, np.ndarray], *, size: float = 2.4):
         _image(axes[0, c], v.max(axis=1), f"{name} (frontal)")
         _image(axes[1, c], v.max(axis=2), f"{name} (lateral)")
     fig.tight_layout()
+    return fig
+
+
+def _volume(name: str, v) -> np.ndarray:
+    v = np.asarray(v)
+    if v.ndim != 3:
+        raise ValueError(f"{name} must be a 3D [z, y, x] volume, got shape {v.shape}")
+    if v.size == 0:
+        raise ValueError(f"{name} is empty (shape {v.shape})")
+    return v
+
+
+def _busiest_slices(mask: np.ndarray) -> tuple[int, int, int]:
+    """Per axis, the index of the slice holding the most voxels of ``mask`` (the middle if it is empty)."""
+    if not mask.any():
+        return tuple(n // 2 for n in mask.shape)
+    return tuple(int(np.argmax(mask.sum(axis=tuple(a for a in range(3) if a != k)))) for k in range(3))
+
+
+def orthogonal_slices(prediction: np.ndarray, truth: np.ndarray, *, image: np.ndarray | None = None,
+                      point: Sequence[int] | None = None, level: float = 0.5,
+                      voxel_mm: float | Sequence[float] | None = None, title: str = "", size: float = 2.8):
+    """Axial, coronal and sagittal slices through one voxel: a prediction's errors against its truth.
+
+    Each voxel of a slice is coloured as a true positive (grey), false positive (red) or false
+    negative (blue), the colours of :data:`angio.mesh.ERROR_COLORS`; true negatives are white.
+    Slices are drawn with ``z`` (superior) up in the coronal and sagittal panels and ``y``
+    (anterior) up in the axial panel; each panel's caption gives its counts.
+
+    Parameters
+    ----------
+    prediction : ndarray, shape (Z, Y, X)
+        Probabilities (a voxel is vessel where ``prediction >= level``) or a mask, ``[z, y, x]``.
+    truth : ndarray, shape (Z, Y, X)
+        The ground-truth mask (non-zero is vessel).
+    image : ndarray, shape (Z, Y, X), optional
+        The network input (e.g. the sum back-projection), shown in grey in a first row, on one
+        grey scale for the three slices.
+    point : (z, y, x) of int, optional
+        The voxel the three slices go through. Default: along each axis, the slice holding the
+        most vessel voxels of ``truth`` (the middle slice where ``truth`` is empty).
+    level : float
+        Threshold of ``prediction``.
+    voxel_mm : float or (dz, dy, dx), optional
+        Voxel size in mm: sets the panels' aspect ratio and is named in the title.
+    title : str
+        Put before the slice indices in the figure title.
+    size : float
+        Height of one panel in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row of three error panels (below a row of ``image`` slices when given), in the
+        order axial (``z`` fixed), coronal (``y`` fixed), sagittal (``x`` fixed).
+
+    Raises
+    ------
+    ValueError
+        If a volume is not 3D or is empty, the shapes differ, ``point`` is not three indices
+        inside the volume, ``level`` is not finite or ``voxel_mm`` is not positive.
+    """
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    from angio.mesh import ERROR_COLORS
+
+    plt = _plt()
+    pred_v = _volume("prediction", prediction)
+    true_v = _volume("truth", truth)
+    if pred_v.shape != true_v.shape:
+        raise ValueError(f"prediction shape {pred_v.shape} and truth shape {true_v.shape} differ")
+    img_v = None if image is None else _volume("image", image)
+    if img_v is not None and img_v.shape != true_v.shape:
+        raise ValueError(f"image shape {img_v.shape} and truth shape {true_v.shape} differ")
+    if not np.isfinite(level):
+        raise ValueError(f"level must be finite, got {level}")
+    spacing = (1.0, 1.0, 1.0)
+    if voxel_mm is not None:
+        spacing = tuple(float(h) for h in np.broadcast_to(np.asarray(voxel_mm, dtype=float), (3,)))
+        if not all(np.isfinite(h) and h > 0 for h in spacing):
+            raise ValueError(f"voxel_mm must be positive, got {voxel_mm}")
+    pred = pred_v >= level
+    true = true_v.astype(bool)
+    if point is None:
+        point = _busiest_slices(true)
+    point = tuple(int(i) for i in point)
+    if len(point) != 3 or not all(0 <= i < n for i, n in zip(point, true.shape)):
+        raise ValueError(f"point {point} must be (z, y, x) indices inside the shape {true.shape}")
+    z, y, x = point
+    dz, dy, dx = spacing
+    # (name, slice, aspect = height / width of one pixel): rows of each slice are its first remaining axis
+    views = [(f"axial (z = {z})", np.s_[z, :, :], dy / dx), (f"coronal (y = {y})", np.s_[:, y, :], dz / dx),
+             (f"sagittal (x = {x})", np.s_[:, :, x], dz / dy)]
+    palette = np.array([(1.0, 1.0, 1.0)] + [to_rgb(c) for c in ERROR_COLORS.values()])  # TN, TP, FP, FN
+    label = np.zeros(true.shape, np.uint8)
+    label[pred & true] = 1
+    label[pred & ~true] = 2
+    label[~pred & true] = 3
+    rows = 1 if img_v is None else 2
+    widths = [true.shape[2] * dx, true.shape[2] * dx, true.shape[1] * dy]
+    heights = [true.shape[1] * dy, true.shape[0] * dz, true.shape[0] * dz]
+    fig, axes = plt.subplots(rows, 3, figsize=(sum(w / h for w, h in zip(widths, heights)) * size + 0.6,
+                                               rows * (size + 0.4) + 0.6), squeeze=False, layout="constrained")
+    for c, (name, sl, aspect) in enumerate(views):
+        if img_v is not None:
+            _image(axes[0, c], img_v[sl], f"input: {name}", vmin=float(img_v.min()), vmax=float(img_v.max()))
+            axes[0, c].set_aspect(aspect)
+        lab = label[sl]
+        ax = axes[-1, c]
+        ax.imshow(palette[lab], origin="lower", interpolation="nearest", aspect=aspect)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"TP {int((lab == 1).sum())}, FP {int((lab == 2).sum())}, FN {int((lab == 3).sum())}",
+                      fontsize=8)
+    where = f"slices z = {z}, y = {y}, x = {x}"
+    if voxel_mm is not None:
+        where += (f", voxel {dz:g} mm" if dz == dy == dx else f", voxel {dz:g} × {dy:g} × {dx:g} mm")
+    where += f", prediction ≥ {level:g}"
+    fig.suptitle(f"{title}: {where}" if title else where.capitalize(), fontsize=10)
+    fig.legend(handles=[Patch(facecolor=col, edgecolor="#666666", label=name) for name, col in ERROR_COLORS.items()],
+               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
 
 

@@ -8,7 +8,9 @@ Interactive scenes for the offline HTML book are standalone vtk.js pages exporte
 ``plotter.trame.export_html`` and embedded in an ``<iframe srcdoc=...>``: they need no server,
 no network and no widget manager (PyVista's ``html`` notebook backend loads its viewer from a
 CDN and renders blank offline). Each page inlines about 1 MB of viewer code, so a book page
-should hold one scene, with decimated meshes.
+should hold one scene, with decimated meshes. The export carries the meshes and the camera
+only, not 2D overlays such as a legend or text: :func:`embed_scene` therefore draws the
+layers' labels as an HTML key under the scene, while :func:`screenshot` draws a legend.
 
 PyVista is imported lazily; rendering off screen needs EGL/Mesa on Linux (``make setup``
 installs it) and ``VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow``, which this module sets
@@ -197,21 +199,31 @@ def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence
     return layers
 
 
-def _plotter(layers: Sequence[Layer], window_size: tuple[int, int]):
+def _plotter(layers: Sequence[Layer], window_size: tuple[int, int], *, legend: bool = False):
     pv = _pv()
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size))
     plotter.background_color = "white"
+    labelled = False
     for layer in layers:
         if layer.mesh is not None and layer.mesh.n_points:
             plotter.add_mesh(layer.mesh, color=layer.color, opacity=layer.opacity,
                              smooth_shading=True, label=layer.label or None)
+            labelled = labelled or bool(layer.label)
+    if legend and labelled:  # a 2D overlay: drawn in screenshots, not carried by the HTML export
+        size = (0.4, min(0.06 * len(layers), 0.5))
+        box = plotter.add_legend(bcolor="white", border=True, face="rectangle", size=size, loc="upper left")
+        box.SetPosition(1 - size[0] - 0.02, 1 - size[1] - 0.02)  # upper right ("upper right" places by height)
     plotter.view_isometric()
     plotter.reset_camera()  # framed on the meshes, not on an empty corner of the scene
     return plotter
 
 
 def scene_html(layers: Sequence[Layer], *, window_size: tuple[int, int] = (800, 560)) -> str:
-    """A standalone, offline vtk.js page showing the meshes; drag to rotate, scroll to zoom."""
+    """A standalone, offline vtk.js page showing the meshes; drag to rotate, scroll to zoom.
+
+    The page holds no legend (the export drops 2D overlays): pass the same layers to
+    :func:`embed_scene` as ``legend`` to show their labels beside it.
+    """
     plotter = _plotter(layers, window_size)
     try:
         return plotter.trame.export_html(None).getvalue()
@@ -219,18 +231,46 @@ def scene_html(layers: Sequence[Layer], *, window_size: tuple[int, int] = (800, 
         plotter.close()
 
 
-def embed_scene(page: str, *, height: int = 560, title: str = "3D scene"):
-    """Wrap a :func:`scene_html` page for notebook/HTML-book display (an ``iframe srcdoc``)."""
+def _key(layers: Sequence[Layer]) -> str:
+    items = "".join(
+        f'<span style="margin-right:1.2em;white-space:nowrap"><span style="display:inline-block;width:0.9em;'
+        f'height:0.9em;margin-right:0.35em;vertical-align:-0.1em;background:{html.escape(layer.color, quote=True)};'
+        f'opacity:{max(float(layer.opacity), 0.3):g};border:1px solid #888"></span>{html.escape(layer.label)}</span>'
+        for layer in layers if layer.label)
+    return f'<div class="angio-scene-key" style="font-size:0.9em;margin:0.3em 0">{items}</div>' if items else ""
+
+
+def embed_scene(page: str, *, height: int = 560, title: str = "3D scene", legend: Sequence[Layer] = ()):
+    """Wrap a :func:`scene_html` page for notebook/HTML-book display (an ``iframe srcdoc``).
+
+    Parameters
+    ----------
+    page : str
+        The page from :func:`scene_html`.
+    height : int
+        Height of the frame in CSS pixels.
+    title : str
+        The frame's accessible title.
+    legend : sequence of Layer
+        Layers whose colours and labels are listed under the frame (an HTML key; the vtk.js
+        page itself cannot hold a legend). Layers without a label are left out; empty layers
+        are listed, so that a label such as ``"false positive (0 voxels)"`` still shows.
+    """
     from IPython.display import HTML
 
     return HTML(f'<div class="angio-scene"><iframe title="{html.escape(title)}" '
                 f'srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{height}px;'
-                f'border:1px solid #ddd" loading="lazy"></iframe></div>')
+                f'border:1px solid #ddd" loading="lazy"></iframe>{_key(legend)}</div>')
 
 
-def screenshot(layers: Sequence[Layer], *, window_size: tuple[int, int] = (800, 560)) -> np.ndarray:
-    """A static off-screen rendering of the meshes, ``(H, W, 3)`` uint8."""
-    plotter = _plotter(layers, window_size)
+def screenshot(layers: Sequence[Layer], *, window_size: tuple[int, int] = (800, 560),
+               legend: bool = True) -> np.ndarray:
+    """A static off-screen rendering of the meshes, ``(H, W, 3)`` uint8.
+
+    With ``legend`` (the default), the labels of the non-empty labelled layers are drawn in a
+    legend box at the upper right.
+    """
+    plotter = _plotter(layers, window_size, legend=legend)
     try:
         return plotter.screenshot(return_img=True)
     finally:

@@ -16,8 +16,10 @@ Fractions are stored as fractions (IoU 0.5681, not 56.81%).
 
 from __future__ import annotations
 
-__all__ = ["CITATION", "TABLE1", "TABLE1_IOU", "TABLE2", "TABLE2_QUOTED_BY_PAPER", "SETUP",
-           "beside"]
+from collections.abc import Mapping
+
+__all__ = ["CITATION", "TABLE1", "TABLE1_IOU", "TABLE2", "TABLE2_QUOTED_BY_PAPER", "TABLE2_AUTOENCODER",
+           "TABLE2_METRICS", "SETUP", "beside", "table2"]
 
 CITATION = ("Wu, Kaneko, Mendoza, Liebeskind, Scalzo. 3D Reconstruction from 2D Cerebral "
             "Angiograms as a Volumetric Denoising Problem. ISVC 2023, LNCS 14361. "
@@ -47,6 +49,12 @@ TABLE2: dict[str, dict[str, float | None]] = {
 #: Rows of :data:`TABLE2` the paper itself quoted from earlier work rather than re-ran.
 TABLE2_QUOTED_BY_PAPER = ("conditional GAN (slice-wise 2D)", "L1 + conditional GAN")
 
+#: The row of :data:`TABLE2` that is the paper's own method (ours are set beside it).
+TABLE2_AUTOENCODER = "3D denoising autoencoder"
+
+#: The columns of :data:`TABLE2`, in the paper's order.
+TABLE2_METRICS = ("accuracy", "iou", "mse", "mae")
+
 #: The paper's setting, in numbers (paraphrased from its method section).
 SETUP = {
     "patients": 49, "test_patients": 5, "volume": 384, "voxel_mm": 0.47,
@@ -70,3 +78,40 @@ def beside(ours: dict[str, float], published: dict[str, float | None],
         row[f"paper_{m}"] = theirs
         row[f"diff_{m}"] = None if mine is None or theirs is None else mine - theirs
     return row
+
+
+def table2(ours: Mapping[str, Mapping[str, float]], *, against: str = TABLE2_AUTOENCODER) -> list[dict]:
+    """The paper's Table 2 with our rows beside its autoencoder, cell by cell.
+
+    Parameters
+    ----------
+    ours : mapping of str to mapping of str to float
+        ``{label: metrics}``: each of our biplane results, with (some of) the metrics of
+        :data:`TABLE2_METRICS` (mean over test cases, against the Otsu target as the paper).
+    against : str
+        The row of :data:`TABLE2` our rows are compared with.
+
+    Returns
+    -------
+    list of dict
+        First every row of :data:`TABLE2` as published: ``method``, ``source`` (``"quoted by
+        the paper"`` for :data:`TABLE2_QUOTED_BY_PAPER`, else ``"paper"``), ``paper_<m>`` the
+        published cell and ``<m>`` and ``diff_<m>`` ``None`` (we did not run these). Then one
+        row per entry of ``ours``, in its order: ``method`` (the label), ``source`` ``"ours"``
+        and the columns of :func:`beside` against the row ``against`` (``diff_<m>`` is ours
+        minus the paper's, ``None`` where either is missing).
+
+    Raises
+    ------
+    KeyError
+        If ``against`` is not a row of :data:`TABLE2`.
+    """
+    if against not in TABLE2:
+        raise KeyError(f"{against!r} is not a row of the paper's Table 2; rows: {list(TABLE2)}")
+    rows: list[dict] = []
+    for name, published in TABLE2.items():
+        source = "quoted by the paper" if name in TABLE2_QUOTED_BY_PAPER else "paper"
+        rows.append({"method": name, "source": source, **beside({}, published, TABLE2_METRICS)})
+    for label, metrics in ours.items():
+        rows.append({"method": label, "source": "ours", **beside(dict(metrics), TABLE2[against], TABLE2_METRICS)})
+    return rows

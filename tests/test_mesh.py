@@ -91,3 +91,41 @@ def test_error_layers_split_a_reconstruction_and_frame_the_scene():
     assert drawn > 0.05  # the camera is fitted to the meshes, not a speck in a corner
     empty = error_layers(np.zeros_like(pred), np.zeros_like(truth), spacing=(1.0, 1.0, 1.0))
     assert [layer.mesh.n_points for layer in empty] == [0, 0, 0] and "0 voxels" in empty[0].label
+
+
+def _bar_layers():
+    from angio.mesh import error_layers
+
+    truth = np.zeros((24, 24, 24), bool)
+    truth[8:16, 8:16, 4:20] = True
+    pred = np.zeros((24, 24, 24), np.float32)
+    pred[8:16, 8:16, 4:14] = 0.9
+    return error_layers(pred, truth, spacing=(1.0, 1.0, 1.0))  # no false positives
+
+
+def test_screenshot_draws_a_legend_of_the_labelled_meshes():
+    from angio.mesh import screenshot
+
+    layers = _bar_layers()
+    with_key = screenshot(layers, window_size=(400, 300)).astype(int)
+    without = screenshot(layers, window_size=(400, 300), legend=False).astype(int)
+    unlabelled = screenshot([Layer(la.mesh, la.color) for la in layers], window_size=(400, 300)).astype(int)
+    np.testing.assert_array_equal(unlabelled, without)  # nothing to list: no legend box
+    changed = np.abs(with_key - without).sum(-1) > 30
+    rows, cols = np.nonzero(changed)
+    assert changed.mean() > 0.005  # the legend is drawn ...
+    assert rows.mean() < 150 and cols.mean() > 200  # ... in the upper right corner (row 0 is the top)
+
+
+def test_embed_scene_lists_every_labelled_layer_under_the_frame():
+    layers = _bar_layers()
+    shown = embed_scene("<!doctype html><p>scene</p>", legend=layers).data
+    frame, key = shown.split("</iframe>", 1)
+    assert 'class="angio-scene-key"' in key
+    for label, color in [("true positive (640 voxels)", "#999999"), ("false positive (0 voxels)", "crimson"),
+                         ("false negative (384 voxels)", "royalblue")]:
+        assert label in key and f"background:{color}" in key  # empty sets are listed too
+    assert key.index("true positive") < key.index("false positive") < key.index("false negative")
+    assert "angio-scene-key" not in embed_scene("<p/>").data  # no key unless asked
+    odd = embed_scene("<p/>", legend=[Layer(None, "red", 1.0, "<b>&</b>"), Layer(None, "blue")]).data
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in odd and "blue" not in odd  # escaped; unlabelled layers left out

@@ -29,3 +29,28 @@ def test_beside_gives_differences_and_none_for_missing_cells():
     row = paper.beside({"iou": 0.5, "mse": 0.002, "mae": 0.01}, paper.TABLE2["L1 + conditional GAN"])
     assert row["paper_iou"] == 0.1132 and row["diff_iou"] == pytest.approx(0.5 - 0.1132)
     assert row["paper_mse"] is None and row["diff_mse"] is None and row["mse"] == 0.002
+
+
+def test_table2_quotes_every_published_row_and_sets_ours_beside_the_autoencoder():
+    ours = {"a": {"accuracy": 0.9, "iou": 0.3, "mse": 0.01, "mae": 0.05}, "b": {"iou": 0.1}}
+    rows = paper.table2(ours)
+    assert [r["method"] for r in rows] == [*paper.TABLE2, "a", "b"]
+    published = {r["method"]: r for r in rows[: len(paper.TABLE2)]}
+    for name, cells in paper.TABLE2.items():
+        row = published[name]
+        assert row["source"] == ("quoted by the paper" if name in paper.TABLE2_QUOTED_BY_PAPER else "paper")
+        for m in paper.TABLE2_METRICS:
+            # the paper's rows: its cells as published, nothing of ours
+            assert row[f"paper_{m}"] == cells[m] and row[m] is None and row[f"diff_{m}"] is None
+    reference = paper.TABLE2[paper.TABLE2_AUTOENCODER]
+    for row in rows[len(paper.TABLE2):]:
+        assert row["source"] == "ours"
+        for m in paper.TABLE2_METRICS:
+            mine = ours[row["method"]].get(m)
+            assert row[m] == mine and row[f"paper_{m}"] == reference[m]
+            if mine is None:
+                assert row[f"diff_{m}"] is None
+            else:
+                assert row[f"diff_{m}"] == pytest.approx(mine - reference[m])
+    with pytest.raises(KeyError, match="Table 2"):
+        paper.table2(ours, against="no such row")

@@ -159,7 +159,7 @@ def test_default_model_prefers_the_geometry_of_the_views():
 def _fake_entry(n_views, modality, rows, target="otsu"):
     from types import SimpleNamespace
 
-    return SimpleNamespace(record={"test": {"rows": rows}}, spec=SimpleNamespace(modality=modality),
+    return SimpleNamespace(record={"test": {"rows": rows}}, spec=SimpleNamespace(modality=modality, voxel_mm=0.5),
                            experiment=SimpleNamespace(n_views=n_views, target=target))
 
 
@@ -193,6 +193,50 @@ def test_table1_puts_the_mean_of_the_records_beside_every_paper_cell():
     assert t[2]["iou"] == pytest.approx(0.4) and t[2]["label"] == zoo_tables.SETTING_LABELS["cta-window"]
     with pytest.raises(ValueError, match="target"):
         zoo_tables.table1(shipped, target="vessels")
+
+
+def test_table2_sets_each_biplane_entry_beside_the_papers_autoencoder():
+    from angio import paper
+    from angio.study import zoo_tables
+
+    shipped = {"paper-dae-2v": _fake_entry(2, "rotational", _rows("otsu", [0.1, 0.3]) + _rows("exact", [0.0, 0.0])),
+               "paper-cta-win-dae-2v": _fake_entry(2, "cta", _rows("otsu", [0.9, 0.9])
+                                                   + _rows("otsu_window", [0.2, 0.4]), target="otsu_window"),
+               "paper-dae-3v": _fake_entry(3, "rotational", _rows("otsu", [0.5, 0.5]))}
+    rows = zoo_tables.table2(shipped, ("paper-dae-2v", "paper-cta-win-dae-2v"), before={"this run": {"iou": 0.05}})
+    quoted = [r for r in rows if r["source"] == "quoted by the paper"]
+    assert [r["method"] for r in quoted] == list(paper.TABLE2_QUOTED_BY_PAPER)
+    assert all(r[m] is None for r in quoted for m in paper.TABLE2_METRICS)  # nothing of ours beside a cGAN
+    ours = [r for r in rows if r["source"] == "ours"]
+    assert ours[0]["method"] == "this run" and ours[1]["method"].startswith("paper-dae-2v (vessels only, 0.5 mm")
+    # scored against each entry's own Otsu target, as the paper scored its own
+    assert ours[1]["iou"] == pytest.approx(0.2) and ours[2]["iou"] == pytest.approx(0.3)
+    reference = paper.TABLE2[paper.TABLE2_AUTOENCODER]
+    for row in ours[1:]:
+        for m in paper.TABLE2_METRICS:
+            assert row[f"paper_{m}"] == reference[m]
+            assert row[f"diff_{m}"] == pytest.approx(row[m] - reference[m])
+    with pytest.raises(KeyError, match="no shipped entry"):
+        zoo_tables.table2(shipped, ("paper-dae-7v",))
+    with pytest.raises(ValueError, match="views"):
+        zoo_tables.table2(shipped, ("paper-dae-3v",))
+
+
+def test_table2_reads_the_shipped_biplane_records():
+    import json
+
+    from angio.study import zoo_tables
+
+    names = ("paper-dae-2v", "paper-cta-dae-2v")
+    ours = [r for r in zoo_tables.table2(zoo.entries(model="dae"), names) if r["source"] == "ours"]
+    assert [r["method"].split(" ")[0] for r in ours] == list(names)
+    for name, row in zip(names, ours):
+        record = json.loads((zoo.ZOO_DIR / f"{name}.json").read_text())
+        otsu = [r for r in record["test"]["rows"] if r["target"] == "otsu"]
+        assert len(otsu) == len(record["test"]["cases"]) == 5
+        for m in ("accuracy", "iou", "mse", "mae"):
+            assert row[m] == pytest.approx(sum(r[m] for r in otsu) / len(otsu))
+            assert row[f"diff_{m}"] == pytest.approx(row[m] - row[f"paper_{m}"])
 
 
 def test_iou_margin_compares_on_the_same_trees():

@@ -16,7 +16,8 @@ from typing import Any
 from angio import paper
 from angio.study.tables import mean_table
 
-__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "record_rows", "table1", "iou_margin", "mirror_gain"]
+__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "record_rows", "table1", "table2", "iou_margin",
+           "mirror_gain"]
 
 #: How the book names the volume presets of the paper's entries.
 SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull",
@@ -130,6 +131,56 @@ def table1(shipped: Mapping[str, Any], *, target: str = "otsu",
         out.append(dict(s, label=SETTING_LABELS.get(s["setting"], s["setting"]), **cells))
     order = {m: i for i, m in enumerate(settings)}
     return sorted(out, key=lambda r: (order[r["setting"]], -r["views"]))
+
+
+def table2(shipped: Mapping[str, Any], names: Sequence[str] = ("paper-dae-2v", "paper-cta-dae-2v"), *,
+           before: Mapping[str, Mapping[str, float]] | None = None) -> list[dict]:
+    """The paper's Table 2 with the zoo's biplane autoencoders beside the paper's, cell by cell.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Shipped entries (``angio.zoo.entries(model="dae")``).
+    names : sequence of str
+        The 2-view entries to add, in this order. Each is scored as the paper scored its own:
+        the mean over the recorded test trees against the entry's own Otsu target (the
+        windowed one for an entry trained on ``"otsu_window"``).
+    before : mapping of str to mapping of str to float, optional
+        Other rows of ours (``{label: metrics}``, e.g. this run's autoencoder) to put before
+        the zoo's.
+
+    Returns
+    -------
+    list of dict
+        The rows of :func:`angio.paper.table2`: the paper's rows as published (``source``
+        ``"paper"`` or ``"quoted by the paper"``, no value of ours), then ``before``, then one
+        row per entry labelled ``"<name> (<setting>, <voxel> mm, <n> test trees)"``; ours
+        carry ``<m>``, ``paper_<m>`` (the paper's autoencoder) and ``diff_<m>`` (ours - paper)
+        for pixel accuracy, IoU, MSE and MAE.
+
+    Raises
+    ------
+    KeyError
+        If an entry of ``names`` is not in ``shipped``.
+    ValueError
+        If an entry is not a 2-view model or its record has no test rows against its target.
+    """
+    ours = dict(before or {})
+    for name in names:
+        if name not in shipped:
+            raise KeyError(f"no shipped entry {name!r}; shipped: {sorted(shipped)}")
+        entry = shipped[name]
+        if entry.experiment.n_views != 2:
+            raise ValueError(f"{name} has {entry.experiment.n_views} views; the paper's Table 2 is biplane")
+        target = getattr(entry.experiment, "target", "otsu")
+        rows = [r for r in entry.record["test"]["rows"] if r["target"] == target]
+        if not rows:
+            raise ValueError(f"the record of {name} has no test rows against its target {target!r}")
+        mean = mean_table(rows, by=("target",), metrics=paper.TABLE2_METRICS)[0]
+        setting = SETTING_LABELS.get(setting_of(entry), setting_of(entry))
+        label = f"{name} ({setting}, {entry.spec.voxel_mm:g} mm, {len(rows)} test trees)"
+        ours[label] = {m: mean[m] for m in paper.TABLE2_METRICS}
+    return paper.table2(ours)
 
 
 def iou_margin(shipped: Mapping[str, Any], best: Mapping[int, str], *, baseline: str = "paper-dae-{n}v",
