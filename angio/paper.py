@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 __all__ = ["CITATION", "TABLE1", "TABLE1_IOU", "TABLE2", "TABLE2_QUOTED_BY_PAPER", "TABLE2_AUTOENCODER",
-           "TABLE2_METRICS", "SETUP", "beside", "table2"]
+           "TABLE2_METRICS", "SETUP", "PROJECTIONS", "beside", "table2", "view_schedule"]
 
 CITATION = ("Wu, Kaneko, Mendoza, Liebeskind, Scalzo. 3D Reconstruction from 2D Cerebral "
             "Angiograms as a Volumetric Denoising Problem. ISVC 2023, LNCS 14361. "
@@ -63,6 +65,51 @@ SETUP = {
     "model_parameters": 360_481, "loss": "focal (alpha 0.5, gamma 0.2)", "optimizer": "Adam, lr 1e-3",
     "batch_size": 1, "precision": "mixed", "augmentation": "none", "threshold": 0.5,
 }
+
+
+#: The paper's projections: one every degree, at 0, 1, ..., 89 degrees.
+PROJECTIONS: tuple[int, ...] = tuple(range(90))
+
+
+def view_schedule(n: int) -> np.ndarray:
+    """The paper's angles for ``n`` views: the first and last of its 90 projections, the rest evenly sampled.
+
+    The paper renders 90 projections 1 degree apart (:data:`PROJECTIONS`, 0 to 89 degrees)
+    and builds each view subset from them, always keeping the first (0 degrees) and the last
+    (89 degrees) and sampling the others evenly in between. It does not say how the in-between
+    angles are rounded to whole projections; here view ``k`` of ``n`` is the projection
+    nearest to ``89 k / (n - 1)`` degrees, exact halves rounded up (computed in integers, so
+    no floating-point tie goes astray). Hence 2 views are 0/89, 3 views 0/45/89, 5 views
+    0/22/45/67/89, 46 views 2 degrees apart but for one step of 1 (44 to 45), and 90 views
+    all of them.
+
+    The study's own schedule, :func:`angio.projection.view_angles`, spaces ``n`` views evenly
+    over 0 to 90 degrees inclusive, so that its biplane pair is exactly orthogonal; the
+    zoo's models were trained with it.
+
+    Parameters
+    ----------
+    n : int
+        Number of views, 2 to 90 (the paper's counts are :data:`SETUP` ``["views"]``).
+
+    Returns
+    -------
+    ndarray, shape (n,), float64
+        Increasing angles in whole degrees, starting at 0 and ending at 89.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not an integer from 2 to 90.
+    """
+    last = len(PROJECTIONS) - 1
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= len(PROJECTIONS):
+        raise ValueError(f"the paper's view subsets hold 2 to {len(PROJECTIONS)} of its projections, got {n!r}")
+    n = int(n)
+    k = np.arange(n)
+    # round(last * k / (n - 1)), halves up: floor((2 * last * k + (n - 1)) / (2 * (n - 1)))
+    index = (2 * last * k + (n - 1)) // (2 * (n - 1))
+    return np.asarray([PROJECTIONS[i] for i in index], dtype=np.float64)
 
 
 def beside(ours: dict[str, float], published: dict[str, float | None],

@@ -70,10 +70,13 @@ def set_backend(backend: str) -> None:
 
 
 def view_angles(n: int, *, span_deg: float = 90.0) -> np.ndarray:
-    """The paper's view schedule: ``n`` angles evenly spaced over ``[0, span]`` degrees.
+    """The study's view schedule: ``n`` angles evenly spaced over ``[0, span]`` degrees.
 
     ``view_angles(2)`` is the orthogonal biplane ``[0, 90]``, ``view_angles(3)`` is
     ``[0, 45, 90]``, ``view_angles(46)`` every 2 degrees. ``view_angles(1)`` is ``[0]``.
+    The paper's own subsets of its projections at 0 to 89 degrees end 1 degree short
+    (:func:`angio.paper.view_schedule`: its biplane pair is 0/89); every model here was
+    trained with this schedule.
 
     Returns
     -------

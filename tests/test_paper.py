@@ -1,9 +1,10 @@
 """The paper's published tables: complete, internally consistent, and set beside ours correctly."""
 
+import numpy as np
 import pytest
 
 from angio import paper
-from angio.projection import PAPER_VIEW_COUNTS
+from angio.projection import PAPER_VIEW_COUNTS, view_angles
 
 
 def test_table1_has_every_view_count_and_metric():
@@ -54,3 +55,34 @@ def test_table2_quotes_every_published_row_and_sets_ours_beside_the_autoencoder(
                 assert row[f"diff_{m}"] == pytest.approx(mine - reference[m])
     with pytest.raises(KeyError, match="Table 2"):
         paper.table2(ours, against="no such row")
+
+
+def test_view_schedule_keeps_the_first_and_last_projection_and_samples_evenly_between():
+    assert paper.PROJECTIONS == tuple(range(90))
+    for n in [*paper.SETUP["views"], 7, 89]:
+        angles = paper.view_schedule(n)
+        assert angles.shape == (n,) and angles.dtype == np.float64
+        assert angles[0] == 0 and angles[-1] == 89  # the paper's first and last projections
+        assert set(angles.astype(int)) <= set(paper.PROJECTIONS) and np.all(angles == np.round(angles))
+        assert np.all(np.diff(angles) > 0)  # n distinct projections
+        ideal = 89 * np.arange(n) / (n - 1)
+        assert np.all(np.abs(angles - ideal) <= 0.5)  # the nearest projection to even spacing
+    assert paper.view_schedule(90).tolist() == list(range(90))
+    # exact halves round up: 44.5 -> 45
+    assert paper.view_schedule(3).tolist() == [0, 45, 89]
+    assert paper.view_schedule(5).tolist() == [0, 22, 45, 67, 89]
+    assert set(np.diff(paper.view_schedule(46))) == {1.0, 2.0}
+    with pytest.raises(ValueError, match="2 to 90"):
+        paper.view_schedule(1)
+    with pytest.raises(ValueError, match="2 to 90"):
+        paper.view_schedule(91)
+    with pytest.raises(ValueError, match="2 to 90"):
+        paper.view_schedule(2.0)
+
+
+def test_view_schedule_ends_one_degree_short_of_the_studys_orthogonal_schedule():
+    assert view_angles(2).tolist() == [0, 90] and paper.view_schedule(2).tolist() == [0, 89]
+    for n in paper.SETUP["views"]:
+        gap = view_angles(n) - paper.view_schedule(n)
+        # 90 k / (n - 1) against the nearest whole degree to 89 k / (n - 1)
+        assert gap[0] == 0 and gap[-1] == 1 and np.all(np.abs(gap) <= 1.5)

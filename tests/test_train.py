@@ -361,11 +361,129 @@ def test_select_by_dice_and_patience_stop(tmp_path):
     assert info["epoch"] == best
 
 
+def _curve(iou, loss, validated=None):
+    """History rows of a synthetic run: validation IoU and loss per epoch (``None``: not validated)."""
+    validated = validated or [True] * len(iou)
+    return [{"epoch": e, "val_iou": i if v else None, "val_loss": v_loss if v else None}
+            for e, (i, v_loss, v) in enumerate(zip(iou, loss, validated))]
+
+
+def test_patience_on_iou_alone_stops_a_run_whose_loss_still_falls_and_watching_the_loss_does_not():
+    from angio.train.loop import replay_rule
+
+    # the focal-loss autoencoder's early epochs: the loss falls every epoch, IoU at 0.5 is flat
+    rows = _curve(iou=[0.012] + [0.0] * 19, loss=[0.2 * 0.8**e for e in range(20)])
+    classic = replay_rule(rows, select="iou", patience=10)
+    assert classic == {"best_epoch": 0, "stopped_after": 10}  # ships the untrained first epoch
+    watched = replay_rule(rows, select="iou", patience=10, watch=("loss",))
+    assert watched == {"best_epoch": 0, "stopped_after": None}  # still training while the loss falls
+    # the selection is still by IoU: the loss only keeps the run going
+    rows[15]["val_iou"] = 0.3
+    assert replay_rule(rows, select="iou", patience=10, watch=("loss",))["best_epoch"] == 15
+
+
+def test_patience_stops_after_patience_validations_once_every_watched_quantity_plateaus():
+    from angio.train.loop import replay_rule
+
+    iou = [0.1, 0.2, 0.3, 0.4] + [0.35] * 10
+    loss = [0.5, 0.4, 0.3, 0.2, 0.1] + [0.15] * 9  # the loss's last new best is one epoch later
+    rows = _curve(iou, loss)
+    assert replay_rule(rows, select="iou", patience=3) == {"best_epoch": 3, "stopped_after": 6}
+    assert replay_rule(rows, select="iou", patience=3, watch=("loss",)) == {"best_epoch": 3, "stopped_after": 7}
+    # epochs without validation count for nothing, in either direction
+    gaps = _curve(iou, loss, validated=[True] * 5 + [False, True] * 4 + [True])
+    assert replay_rule(gaps, select="iou", patience=3, watch=("loss",))["stopped_after"] == 10
+    # a watched metric with its own direction: a falling MAE is progress, a rising one is not
+    rows = _curve([0.5] * 8, [0.1] * 8)
+    for r, mae in zip(rows, [0.30, 0.29, 0.28, 0.27, 0.30, 0.31, 0.32, 0.33]):
+        r["val_mae"] = mae
+    assert replay_rule(rows, select="iou", patience=3, watch=("mae",))["stopped_after"] == 6
+
+
+def test_select_from_keeps_early_epochs_from_being_selected_or_counted():
+    from angio.train.loop import patience_exhausted, replay_rule
+
+    # a near-constant output overlaps a large target: a high IoU at epoch 0 that training never beats
+    rows = _curve(iou=[0.27, 0.05, 0.1, 0.12, 0.15, 0.2, 0.18, 0.17, 0.16, 0.15, 0.14, 0.13],
+                  loss=[0.3] * 12)
+    assert replay_rule(rows, select="iou", patience=3) == {"best_epoch": 0, "stopped_after": 3}
+    late = replay_rule(rows, select="iou", patience=3, select_from=2)
+    assert late == {"best_epoch": 5, "stopped_after": 8}
+    # no run stops before select_from + patience, even when nothing ever improves
+    flat = _curve([0.0] * 12, [0.1] * 12)
+    assert replay_rule(flat, select="iou", patience=3, select_from=4) == {"best_epoch": 4, "stopped_after": 7}
+    assert replay_rule(flat[:4], select="iou", patience=1, select_from=4)["best_epoch"] is None
+    assert not patience_exhausted(1, {"epochs": flat[:4], "best_epoch": None})
+
+
+def test_the_default_rule_is_patience_after_the_first_best_epoch():
+    from angio.train.loop import replay_rule
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, patience = int(rng.integers(1, 30)), int(rng.integers(1, 6))
+        dice = np.round(rng.random(n), 1).tolist()  # rounded: ties happen
+        rows = [{"epoch": e, "val_dice": d, "val_loss": 1.0} for e, d in enumerate(dice)]
+        expected_stop = None
+        for last in range(n):  # reference: stop once `patience` epochs follow the first maximum so far
+            best = int(np.argmax(dice[: last + 1]))
+            if last - best >= patience:
+                expected_stop = last
+                break
+        end = n - 1 if expected_stop is None else expected_stop
+        got = replay_rule(rows, select="dice", patience=patience)
+        assert got == {"best_epoch": int(np.argmax(dice[: end + 1])), "stopped_after": expected_stop}
+
+
+def test_fit_never_writes_best_before_select_from_and_resumes_under_a_new_stopping_rule(tmp_path):
+    train, val = BlobDataset(4, seed=0), BlobDataset(2, seed=1)
+    seen = []
+
+    def check(epoch, model, row):
+        seen.append((epoch, (tmp_path / "best.pt").exists()))
+
+    config = tiny_config(str(tmp_path), epochs=3, lr=1e-2, select="iou", metrics=("iou",), select_from=2,
+                         patience=1, patience_watch=("loss",))
+    history = fit(config, train, val, progress=False, on_epoch_end=check)
+    assert seen == [(0, False), (1, False), (2, True)]
+    assert history["best_epoch"] == 2 and load_checkpoint(tmp_path / "best.pt")[2]["epoch"] == 2
+    assert json.loads((tmp_path / "history.json").read_text())["best_epoch"] == 2
+    # the stopping rule may change on resume; the selection rule may not (best.pt was chosen by it)
+    resumed = fit(tiny_config(str(tmp_path), epochs=4, lr=1e-2, select="iou", metrics=("iou",), select_from=2,
+                              patience=None), train, val, resume=True, progress=False)
+    assert len(resumed["epochs"]) == 4
+    with pytest.raises(InputError, match="select_from: 2 -> 0"):
+        fit(tiny_config(str(tmp_path), epochs=5, lr=1e-2, select="iou", metrics=("iou",)), train, val,
+            resume=True, progress=False)
+
+
+def test_a_checkpoint_older_than_the_stopping_fields_resumes(tmp_path):
+    train = BlobDataset(2)
+    fit(tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1), train, progress=False)
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    for key in ("patience_watch", "select_from"):
+        del payload["config"][key]  # as written before these fields existed
+    torch.save(payload, tmp_path / "last.pt")
+    history = fit(tiny_config(str(tmp_path), epochs=2, max_steps_per_epoch=1), train, resume=True, progress=False)
+    assert [r["epoch"] for r in history["epochs"]] == [0, 1]
+    # ... and one that differs from the defaults it was trained with is still refused
+    with pytest.raises(InputError, match="select_from"):
+        fit(tiny_config(str(tmp_path), epochs=3, max_steps_per_epoch=1, select_from=1), train, resume=True,
+            progress=False)
+
+
 def test_select_needs_its_metric():
     with pytest.raises(ValueError, match="select"):
         TrainConfig(select="dice", metrics=("iou",))
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+    with pytest.raises(ValueError, match="patience_watch"):
+        TrainConfig(patience_watch=("dice",), metrics=("iou",))
+    with pytest.raises(ValueError, match="select_from"):
+        TrainConfig(select_from=-1)
+    config = TrainConfig(select="iou", patience=10, patience_watch=["loss", "mae"], select_from=10)
+    assert config.patience_watch == ("loss", "mae")
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
 def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):

@@ -111,17 +111,92 @@ def test_shipped_entry_matches_its_record(name, tmp_path):
     entry = zoo.entries()[name]
     rec = entry.record
     assert zoo.sha256(entry.checkpoint) == rec["sha256"]
-    # the recipe that made it is the one shipped
-    assert rec["recipe"] == json.loads(json.dumps(zoo.RECIPES[name].to_dict()))
+    # the recipe that made it is the one shipped, but for a selection or stopping rule changed since
+    # (test_shipped_records_keep_the_rule_they_were_trained_with)
+    assert set(zoo.recipe_changes(name, rec)) <= zoo.RULE_FIELDS
     assert rec["training"]["epochs_run"] == len(rec["training"]["curve"]) > 0
-    # the shipped epoch is the best validation epoch by the recipe's own measure
-    key = f"val_{zoo.RECIPES[name].select}"
-    curve = [r for r in rec["training"]["curve"] if r.get(key) is not None]
+    # the shipped epoch is the best validation epoch by the recorded rule's own measure
+    key = f"val_{rec['recipe']['select']}"
+    start = rec["recipe"].get("select_from", 0)
+    curve = [r for r in rec["training"]["curve"] if r.get(key) is not None and r["epoch"] >= start]
     best = (min if key == "val_loss" else max)(r[key] for r in curve)
     assert best == pytest.approx(next(r[key] for r in curve if r["epoch"] == rec["training"]["selected_epoch"]))
     recorded, measured = zoo.check_entry(name, results_dir=tmp_path)
     for m in ("dice", "iou", "mse", "mae", "accuracy"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
+
+
+def test_shipped_records_keep_the_rule_they_were_trained_with():
+    from angio.train.loop import replay_rule
+
+    for name, entry in zoo.entries().items():
+        rec, recipe = entry.record, zoo.RECIPES[name]
+        changes = zoo.recipe_changes(name, rec)
+        if name.startswith("paper-"):
+            # the paper's recipes now count a falling validation loss as progress and never ship their
+            # first epochs; their weights were made before that, and the records still say so
+            assert changes == {"patience_watch": ([], ["loss"]), "select_from": (0, recipe.select_from)}
+            assert "patience_watch" not in rec["recipe"] and "select_from" not in rec["recipe"]
+        else:
+            assert changes == {}
+        # replaying the recorded rule over the recorded curve gives the recorded selection and stop
+        t, r = rec["training"], rec["recipe"]
+        replay = replay_rule(t["curve"], select=r["select"], patience=r["patience"],
+                             watch=r.get("patience_watch", ()), select_from=r.get("select_from", 0))
+        assert replay["best_epoch"] == t["selected_epoch"], name
+        assert (replay["stopped_after"] is not None) == t["stopped_by_patience"], name
+        if t["stopped_by_patience"]:
+            assert replay["stopped_after"] == t["curve"][-1]["epoch"], name
+
+
+def test_paper_recipes_watch_the_loss_and_skip_the_first_epochs_and_the_others_keep_the_classic_rule(tmp_path):
+    for name, recipe in zoo.RECIPES.items():
+        config = zoo._config(recipe, recipe.run_settings(tmp_path), tmp_path / name)
+        assert (config.select, config.patience) == (recipe.select, recipe.patience)
+        if name.startswith("paper-"):
+            assert config.patience_watch == ("loss",) and config.select_from == recipe.select_from > 0
+            assert recipe.to_dict()["select_from"] == recipe.select_from
+        else:
+            assert config.patience_watch == () and config.select_from == 0
+            assert not {"patience_watch", "select_from"} & set(recipe.to_dict())  # as their records
+
+
+def test_recipe_changes_name_each_changed_field_with_its_recorded_and_current_value(tiny_recipe, monkeypatch):
+    record = {"recipe": json.loads(json.dumps(tiny_recipe.to_dict()))}
+    assert zoo.recipe_changes("tiny", record) == {}
+    monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, patience=4, select_from=3))
+    assert zoo.recipe_changes("tiny", record) == {"patience": (1, 4), "select_from": (0, 3)}
+    monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, lr=0.5))
+    assert zoo.recipe_changes("tiny", record) == {"lr": (tiny_recipe.lr, 0.5)}
+    assert "lr" not in zoo.RULE_FIELDS  # a change of the training itself, not of its rule
+
+
+def test_stopping_rows_read_the_recorded_rule_and_replay_the_current_one():
+    from types import SimpleNamespace
+
+    from angio.study import zoo_tables
+
+    iou = [0.012] + [0.0] * 10
+    loss = [0.2 * 0.7**e for e in range(11)]
+    curve = [{"epoch": e, "val_iou": i, "val_loss": v} for e, (i, v) in enumerate(zip(iou, loss))]
+    entry = SimpleNamespace(record={"recipe": {"select": "iou", "patience": 10}, "training": {
+        "curve": curve, "epochs_run": 11, "selected_epoch": 0, "stopped_by_patience": True}},
+        experiment=SimpleNamespace(n_views=2))
+    now = SimpleNamespace(select="iou", patience=10, patience_watch=("loss",), select_from=10)
+    (row,) = zoo_tables.stopping_rows({"x": entry}, {"x": now})
+    assert (row["epochs"], row["selected"], row["selected_value"], row["stopped"]) == (11, 1, 0.012, "patience")
+    assert row["first_val_loss"] == loss[0] and row["final_val_loss"] == loss[-1]
+    assert row["best_loss_epoch"] == 11 and row["loss_improving"] and row["rule_changed"]
+    assert (row["now_selected"], row["now_stopped_after"]) == (11, None)  # it would still be training
+    (same,) = zoo_tables.stopping_rows({"x": entry})  # without recipes: the recorded rule, replayed
+    assert not same["rule_changed"] and (same["now_selected"], same["now_stopped_after"]) == (1, 11)
+    # from the shipped records
+    rows = {r["entry"]: r for r in zoo_tables.stopping_rows(zoo.entries(), zoo.RECIPES)}
+    for name, r in rows.items():
+        t = zoo.entries()[name].record["training"]
+        assert r["selected"] == t["selected_epoch"] + 1 and r["epochs"] == t["epochs_run"]
+        assert r["final_val_loss"] == t["curve"][-1]["val_loss"]
+        assert r["rule_changed"] == name.startswith("paper-")
 
 
 def test_retrain_starts_fine_tuned_recipes_from_the_retrained_parent(tmp_path, tiny_recipe, monkeypatch):

@@ -16,8 +16,8 @@ from typing import Any
 from angio import paper
 from angio.study.tables import mean_table
 
-__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "record_rows", "table1", "table2", "iou_margin",
-           "mirror_gain"]
+__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "stopping_rows", "record_rows", "table1", "table2",
+           "iou_margin", "mirror_gain"]
 
 #: How the book names the volume presets of the paper's entries.
 SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull",
@@ -65,6 +65,84 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
             "hardware": t["hardware"].get("cuda") or t["hardware"]["cpu"],
             "stopped": "patience" if t["stopped_by_patience"] else "time",
             "sha256": e.record["sha256"][:12],
+        })
+    return out
+
+
+def _rule(recipe: Any) -> dict[str, Any]:
+    """The selection and stopping rule of a recipe (a record's dict, or an object with the fields)."""
+    get = recipe.get if isinstance(recipe, Mapping) else lambda k, d=None: getattr(recipe, k, d)
+    return {"select": get("select"), "patience": get("patience"), "watch": tuple(get("patience_watch", ()) or ()),
+            "select_from": int(get("select_from", 0) or 0)}
+
+
+def _from1(epoch: int | None) -> int | None:
+    return None if epoch is None else epoch + 1
+
+
+def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None = None) -> list[dict]:
+    """How each entry's training ended under its recorded rule, and what a recipe's rule makes of it.
+
+    Everything comes from the records' validation curves (``training.curve``): the recorded
+    rule (the record's recipe: ``select``, ``patience``, and ``patience_watch`` and
+    ``select_from`` where present, else their defaults) and, with ``recipes``, the current
+    recipe's rule replayed over the same epochs (:func:`angio.train.loop.replay_rule`; a
+    stopping or selection rule never changes what an epoch computes, so the replay is exact
+    over the recorded epochs, and says nothing about epochs that were not run).
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Entries (see :func:`angio.zoo.entries`).
+    recipes : mapping of str to Recipe, optional
+        Current recipes by entry name (e.g. :data:`angio.zoo.RECIPES`); entries without one
+        get their recorded rule in the ``now_*`` columns.
+
+    Returns
+    -------
+    list of dict
+        One row per entry, epochs counted from 1: ``entry``, ``views``, ``epochs`` (run),
+        ``select`` (the selection quantity), ``selected`` (the shipped epoch) and
+        ``selected_value`` (its validation value of ``select``), ``stopped`` (``"patience"``
+        or ``"time"``, as :func:`training_rows`), ``first_val_loss`` and ``final_val_loss``
+        (first and last validated epochs), ``best_loss_epoch``, ``loss_improving`` (whether
+        the lowest validation loss came within the last ``patience`` validations of the
+        recorded rule, so that patience counted on the loss would not yet have stopped the
+        run), ``rule_changed`` (whether the recipe's rule
+        differs from the recorded one), ``now_selected`` (the epoch the current rule picks
+        among the recorded ones; ``None`` if none is eligible) and ``now_stopped_after`` (the
+        last epoch the current rule would have run; ``None``: it would still be training).
+    """
+    from angio.train.loop import replay_rule
+
+    out = []
+    for name, e in shipped.items():
+        t = e.record["training"]
+        validated = [r for r in t["curve"] if r.get("val_loss") is not None]
+        then = _rule(e.record["recipe"])
+        now = _rule(recipes[name]) if recipes is not None and name in recipes else then
+        replay = replay_rule(t["curve"], select=now["select"], patience=now["patience"], watch=now["watch"],
+                             select_from=now["select_from"])
+        key = "val_loss" if then["select"] == "loss" else f"val_{then['select']}"
+        chosen = next((r for r in t["curve"] if r["epoch"] == t["selected_epoch"]), {})
+        losses = [r["val_loss"] for r in validated]
+        best_loss = min(range(len(losses)), key=losses.__getitem__) if losses else None
+        window = then["patience"] or len(losses)
+        out.append({
+            "entry": name,
+            "views": e.experiment.n_views,
+            "epochs": t["epochs_run"],
+            "select": then["select"],
+            "selected": _from1(t["selected_epoch"]),
+            "selected_value": chosen.get(key),
+            "stopped": "patience" if t["stopped_by_patience"] else "time",
+            "first_val_loss": losses[0] if losses else None,
+            "final_val_loss": losses[-1] if losses else None,
+            "best_loss_epoch": None if best_loss is None else _from1(validated[best_loss]["epoch"]),
+            "loss_improving": best_loss is not None and best_loss >= len(losses) - window,
+            "rule_changed": now != then,
+            "now_selected": _from1(replay["best_epoch"]),
+            "now_stopped_after": _from1(replay["stopped_after"]),
         })
     return out
 

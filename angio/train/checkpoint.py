@@ -15,7 +15,10 @@ interrupted run would have been: on the CPU the final weights are bit-identical 
 uninterrupted run. Fields that change the mathematics (model, loss, lr, seed, patch size,
 ...) must match the checkpoint's; those of :data:`~angio.train.config.RESUMABLE_CHANGES`
 (``epochs``, ``out_dir``, ``device``, ``num_workers``, ``val_every``, ``metrics``,
-``check_memory``, ``patience``) may change. Epochs are counted from 0
+``check_memory``, the stopping rule ``patience`` and ``patience_watch``, the learning-rate
+schedule, ``val_patch``) may change. A field missing from a checkpoint's config (one written
+before the field existed) counts as its default, the behaviour the run was trained with, so
+adding a field keeps older runs resumable. Epochs are counted from 0
 everywhere (``set_epoch``, history, messages); global steps count optimizer steps from 0.
 
 Files are replaced atomically (write a temporary file in the same folder, flush, fsync,
@@ -261,6 +264,8 @@ def resume_payload(
 
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
+    # a checkpoint written before a field existed was trained with the field's default
+    saved = {**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved}
     changed = sorted(
         k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
     )

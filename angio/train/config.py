@@ -30,10 +30,12 @@ _METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
 _SELECT = ("loss", "dice", "iou")
 #: Config fields that may differ between a checkpoint and the config that resumes it.
 RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "device", "num_workers", "val_every", "metrics", "check_memory",
-                               "patience", "lr_milestones", "lr_gamma", "val_patch"})
+                               "patience", "patience_watch", "lr_milestones", "lr_gamma", "val_patch"})
 # The learning-rate schedule may change on resume: epochs after the resume point follow the new
 # schedule, so a run resumed with milestones later than its last epoch is the same run as one
-# trained with those milestones from the start.
+# trained with those milestones from the start. The stopping rule (patience, patience_watch) may change
+# too: it decides only when the run ends, never what an epoch computes. The selection rule (select,
+# select_from) may not: best.pt on disk was chosen by it.
 
 
 @dataclass
@@ -89,8 +91,24 @@ class TrainConfig:
         What picks ``best.pt``: the lowest validation ``"loss"`` (default) or the highest
         validation ``"dice"`` or ``"iou"`` (which must then be among ``metrics``).
     patience
-        Stop early when the selection value has not improved for this many validations
-        (``None``: train all ``epochs``).
+        Stop early after this many validations without progress (``None``: train all
+        ``epochs``). Progress is a new best selection value (a new ``best.pt``) or, for each
+        quantity of ``patience_watch``, a new best value of that quantity; validations before
+        ``select_from`` count for neither. See :mod:`angio.train.loop`.
+    patience_watch
+        Validation quantities besides the selection value whose improvement also counts as
+        progress for ``patience``: ``"loss"`` or names of ``metrics`` (lower is better for
+        loss, MSE and MAE, higher for the others). Empty (the default): only the selection
+        value. ``("loss",)`` keeps a run selected by a thresholded metric going while its
+        validation loss still falls, as it does in the early epochs of a focal-loss
+        network whose IoU at 0.5 is still flat.
+    select_from
+        First epoch (counted from 0) that may be selected: earlier epochs are trained,
+        validated and logged, but never written to ``best.pt`` and not counted by
+        ``patience`` (so no run stops before epoch ``select_from + patience``). 0 (the
+        default): every epoch. A guard against shipping an epoch whose metric is an
+        artifact of an untrained network (e.g. a near-constant output that overlaps a large
+        target); a run that ends before ``select_from`` has no ``best.pt``.
     metrics
         Validation metrics, a subset of ``("iou", "dice", "mse", "mae", "accuracy", "cldice")``.
     seed
@@ -145,6 +163,8 @@ class TrainConfig:
     val_patch: int | None = None
     select: str = "loss"
     patience: int | None = None
+    patience_watch: tuple[str, ...] = ()
+    select_from: int = 0
     metrics: tuple[str, ...] = ("iou", "dice", "mse", "mae", "accuracy")
     seed: int = 0
     output_prior: float | None = None
@@ -161,6 +181,7 @@ class TrainConfig:
         if isinstance(self.patch_size, list):
             self.patch_size = tuple(self.patch_size)
         self.metrics = tuple(self.metrics)
+        self.patience_watch = tuple(self.patience_watch)
         self.lr_milestones = tuple(self.lr_milestones)
         self.out_dir = os.fspath(self.out_dir)
         # JSON round trip: plain dicts/lists, so a config built in Python and one read from
@@ -191,6 +212,7 @@ class TrainConfig:
         positive_int("epochs", self.epochs, 0)
         positive_int("val_every", self.val_every)
         positive_int("seed", self.seed, 0)
+        positive_int("select_from", self.select_from, 0)
         positive_int("num_workers", self.num_workers, 0)
         if self.max_steps_per_epoch is not None:
             positive_int("max_steps_per_epoch", self.max_steps_per_epoch)
@@ -219,6 +241,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.metrics: unknown {sorted(unknown)}; choose from {_METRICS}.")
         if self.select != "loss" and self.select not in self.metrics:
             raise ValueError(f"TrainConfig.select={self.select!r} needs {self.select!r} in metrics {self.metrics}.")
+        watchable = ("loss", *self.metrics)
+        if any(q not in watchable for q in self.patience_watch):
+            raise ValueError(f"TrainConfig.patience_watch must name validation quantities among {watchable}, "
+                             f"got {self.patience_watch!r}.")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
 
@@ -227,6 +253,7 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["metrics"] = list(self.metrics)
         out["lr_milestones"] = list(self.lr_milestones)
+        out["patience_watch"] = list(self.patience_watch)
         if isinstance(self.patch_size, tuple):
             out["patch_size"] = list(self.patch_size)
         return out

@@ -18,8 +18,27 @@ defaults of :class:`~angio.train.config.TrainConfig`. :func:`fit` runs, for ever
 4. every ``val_every`` epochs (and after the last one), whole-volume validation: mean loss
    and the mean per-volume metrics of :mod:`angio.metrics` (IoU, Dice, MSE, MAE, accuracy
    by default; clDice on request, it is slow);
-5. ``out_dir/last.pt`` (and ``best.pt`` when the validation loss improves), then
+5. ``out_dir/last.pt`` (and ``best.pt`` when the selection value improves), then
    ``history.json`` and ``log.csv``, each written atomically.
+
+Selection and early stopping
+----------------------------
+``best.pt`` holds the epoch with the best validation value of ``select`` (the lowest loss,
+or the highest Dice or IoU; the first such epoch on ties), among the epochs from
+``select_from`` on. With ``patience`` set, the run stops after ``patience`` validations
+without *progress*: a new best selection value or, for each quantity of ``patience_watch``,
+a new best value of that quantity (among the validations from ``select_from`` on). The
+defaults (``patience_watch=()``, ``select_from=0``) are the classic rule: patience on the
+selection value alone, every epoch eligible.
+
+Why the other quantities: a thresholded metric can be flat while the network is still
+learning. With the focal loss an autoencoder first spends epochs driving the background
+probability down; its validation loss falls steadily while its IoU at 0.5 stays near zero,
+or is inflated by a near-constant output that happens to overlap a large target. Patience on
+IoU alone then stops the run, and selects an untrained epoch; ``patience_watch=("loss",)``
+keeps it going while the loss falls and ``select_from`` keeps the first epochs from being
+shipped. Neither changes what an epoch computes, so :func:`replay_rule` applies any rule to a
+recorded curve exactly.
 
 Before the first step the run is checked against the memory available on the device
 (:func:`angio.memory.check_fits`); a run that would not fit is refused with the
@@ -73,7 +92,7 @@ from angio.train.distributed import DistInfo, all_reduce_sum, setup_distributed,
 from angio.train.sampling import PatchDataset, epoch_loader, pad_to
 from angio.validation import size3
 
-__all__ = ["NonFiniteLossError", "fit"]
+__all__ = ["NonFiniteLossError", "fit", "patience_exhausted", "replay_rule"]
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +312,7 @@ def _end_epoch(run: _Run, state: TrainState, row: dict[str, Any]) -> None:
     """Record the epoch; on rank 0 write ``last.pt`` (``best.pt``), ``history.json`` and ``log.csv``."""
     history = state.history
     history["epochs"].append(row)
-    improved = _improved(run.config.select, row, history)
+    improved = _improved(run.config.select, row, history, run.config.select_from)
     if improved:
         history["best_val_loss"], history["best_epoch"] = row["val_loss"], row["epoch"]
     if not run.dist.is_main:
@@ -305,25 +324,99 @@ def _end_epoch(run: _Run, state: TrainState, row: dict[str, Any]) -> None:
     write_logs(run.out_dir, history)
 
 
-def _improved(select: str, row: Mapping[str, Any], history: Mapping[str, Any]) -> bool:
-    """Whether the epoch ``row`` beats the best so far by the selection rule ``select``."""
-    key = "val_loss" if select == "loss" else f"val_{select}"
+#: Validation quantities for which a lower value is better (the others: higher).
+_LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+
+
+def _key(quantity: str) -> str:
+    return "val_loss" if quantity == "loss" else f"val_{quantity}"
+
+
+def _better(quantity: str, value: float, than: float) -> bool:
+    return value < than if quantity in _LOWER_IS_BETTER else value > than
+
+
+def _improved(select: str, row: Mapping[str, Any], history: Mapping[str, Any], select_from: int = 0) -> bool:
+    """Whether the epoch ``row`` beats the best so far by the selection rule ``select``.
+
+    Epochs before ``select_from`` never do.
+    """
+    key = _key(select)
     value = row.get(key)
-    if value is None:
+    if value is None or row["epoch"] < select_from:
         return False
     best = history.get("best_epoch")
     if best is None:
         return True
     previous = next(r[key] for r in history["epochs"] if r["epoch"] == best)
-    return value < previous if select == "loss" else value > previous
+    return _better(select, value, previous)
 
 
-def patience_exhausted(patience: int | None, history: Mapping[str, Any]) -> bool:
-    """True when ``patience`` validations have passed without a new best epoch."""
+def _last_progress(rows: Sequence[Mapping[str, Any]], watch: Sequence[str], select_from: int) -> int:
+    """The last epoch (from ``select_from`` on) at which a quantity of ``watch`` reached a new best; -1 if none."""
+    best: dict[str, float] = {}
+    last = -1
+    for row in rows:
+        if row["epoch"] < select_from or row.get("val_loss") is None:
+            continue
+        for q in watch:
+            value = row.get(_key(q))
+            if value is not None and (q not in best or _better(q, value, best[q])):
+                best[q] = value
+                last = row["epoch"]
+    return last
+
+
+def patience_exhausted(patience: int | None, history: Mapping[str, Any], *, watch: Sequence[str] = (),
+                       select_from: int = 0) -> bool:
+    """True when ``patience`` validations have passed without progress.
+
+    Progress is the selected epoch (``history["best_epoch"]``, chosen by :func:`fit` with
+    the run's ``select`` and ``select_from``) or an epoch at which a quantity of ``watch``
+    (``"loss"`` or a metric name) reached its best value among the validations from
+    ``select_from`` on. Before any epoch has been selected, patience is never exhausted.
+    With the defaults this is the classic rule: ``patience`` validations after the best one.
+    """
     if patience is None or history.get("best_epoch") is None:
         return False
-    later = [r for r in history["epochs"] if r["epoch"] > history["best_epoch"] and r.get("val_loss") is not None]
+    rows = history["epochs"]
+    last = max(history["best_epoch"], _last_progress(rows, watch, select_from))
+    later = [r for r in rows if r["epoch"] > last and r.get("val_loss") is not None]
     return len(later) >= patience
+
+
+def replay_rule(rows: Sequence[Mapping[str, Any]], *, select: str, patience: int | None,
+                watch: Sequence[str] = (), select_from: int = 0) -> dict[str, int | None]:
+    """Apply a selection and stopping rule to a recorded validation curve, epoch by epoch.
+
+    The rule decides only which epoch is kept and when the run ends, never what an epoch
+    computes, so over the epochs a run recorded (its ``history["epochs"]``) any rule gives
+    exactly what :func:`fit` with that rule would have done.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        History rows in epoch order (``epoch``, ``val_loss``, ``val_<metric>``; ``None``
+        where an epoch was not validated).
+    select, patience, watch, select_from
+        The rule: :class:`~angio.train.config.TrainConfig`'s ``select``, ``patience``,
+        ``patience_watch`` and ``select_from``.
+
+    Returns
+    -------
+    dict
+        ``best_epoch``: the epoch the rule selects (``None``: none eligible yet);
+        ``stopped_after``: the last epoch the rule lets run (``None``: it would not have
+        stopped within ``rows``).
+    """
+    history: dict[str, Any] = {"epochs": [], "best_epoch": None}
+    for row in rows:
+        history["epochs"].append(row)
+        if _improved(select, row, history, select_from):
+            history["best_epoch"] = row["epoch"]
+        if patience_exhausted(patience, history, watch=watch, select_from=select_from):
+            return {"best_epoch": history["best_epoch"], "stopped_after": row["epoch"]}
+    return {"best_epoch": history["best_epoch"], "stopped_after": None}
 
 
 def fit(
@@ -472,7 +565,8 @@ def _fit(
     longest = 0.0
     state.history["stopped_by_budget"] = False
     for epoch in range(state.epoch + 1, config.epochs):
-        if patience_exhausted(config.patience, state.history):
+        if patience_exhausted(config.patience, state.history, watch=config.patience_watch,
+                              select_from=config.select_from):
             break
         if time_budget_s is not None and longest and time.perf_counter() - called + longest > time_budget_s:
             state.history["stopped_by_budget"] = True
