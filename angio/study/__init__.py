@@ -10,6 +10,8 @@ One job per module:
     split, and :func:`run_experiment` (train, resume or reuse).
 :mod:`~angio.study.evaluation`
     Models, classical baselines and the Otsu ground truth measured on cases, as metric rows.
+:mod:`~angio.study.ground_truth`
+    The shipped record of Otsu's ground truth against the exact mask at the zoo's 0.5 mm grid.
 :mod:`~angio.study.tables`
     Metric tables on disk (JSON + CSV under ``results/metrics/``) and their means.
 :mod:`~angio.study.zoo_tables`
@@ -54,19 +56,21 @@ from angio.study.experiments import (
     training_dataset,
     validation_dataset,
 )
+from angio.study.ground_truth import check_ground_truth, ground_truth_record_table, read_ground_truth
 from angio.study.performance import best_of, projection_timings, recorded_benchmarks
 from angio.study.profiles import PROFILES, VIEW_COUNTS, describe, settings, setup, view_counts
 from angio.study.runner import REPO_ROOT, notebooks, run
-from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_table
+from angio.study.tables import METRICS, ground_truth_summary, load_table, mean_table, save_figure, save_table
 
 __all__ = [
     "BASELINES", "BIPLANE_EXPERIMENTS", "CTA_WINDOWS",
     "otsu_by_window", "SMALL_UNET", "METRICS", "PROFILES", "REPO_ROOT", "VIEW_COUNTS",
     "Experiment", "StudySettings", "Trained",
-    "backprojection_thresholds", "best_of", "build_book", "case_inputs",
+    "backprojection_thresholds", "best_of", "build_book", "case_inputs", "check_ground_truth",
     "connectivity_by_resolution", "describe", "evaluate_baselines",
-    "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_summary", "load_table",
+    "evaluate_experiments", "evaluate_ground_truth", "evaluate_model", "ground_truth_record_table",
+    "ground_truth_summary", "load_table", "read_ground_truth",
     "mean_table", "notebooks", "predict_case", "projection_timings", "reconstructions", "recorded_benchmarks",
-    "run", "run_experiment", "save_table", "settings", "setup", "spread_view_counts", "study_split",
+    "run", "run_experiment", "save_figure", "save_table", "settings", "setup", "spread_view_counts", "study_split",
     "train_config", "training_dataset", "validation_dataset", "view_counts",
 ]

@@ -21,7 +21,7 @@ from angio.atomic import atomic_write_text
 from angio.metrics import summarize
 from angio.study.experiments import StudySettings
 
-__all__ = ["METRICS", "save_table", "load_table", "mean_table", "ground_truth_summary"]
+__all__ = ["METRICS", "save_table", "load_table", "mean_table", "ground_truth_summary", "save_figure"]
 
 #: The metrics of :func:`angio.metrics.evaluate`, in table order.
 METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
@@ -45,6 +45,16 @@ def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
                          (".json", json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))):
         atomic_write_text(folder / f"{name}{suffix}", text)
     return folder / f"{name}.json"
+
+
+def save_figure(fig, name: str, settings: StudySettings, *, dpi: int = 110) -> Path:
+    """Write a matplotlib figure to ``results/figures/<name>.png`` (atomically); its path."""
+    from angio.atomic import atomic_write
+
+    path = settings.results / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+    return path
 
 
 def load_table(name: str, settings: StudySettings) -> list[dict]:
