@@ -186,6 +186,50 @@ def metric_vs_views(series: Mapping[str, Mapping[int, float]], *, metric: str = 
     return fig
 
 
+def headline(views: Mapping[str, np.ndarray], scenes: Mapping[str, np.ndarray], *, size: float = 3.4):
+    """The book's opening figure: the views a model gets and the 3D reconstructions it makes.
+
+    Parameters
+    ----------
+    views : mapping of str to ndarray, shape (H, W)
+        Named 2D images (e.g. the frontal and lateral projections of a biplane C-arm), shown in
+        grey with the first array axis up.
+    scenes : mapping of str to ndarray, shape (H, W, 3), uint8
+        Named renderings (:func:`angio.mesh.screenshot`), shown as they are.
+    size : float
+        Height of the row in inches (each panel keeps its own aspect ratio).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    if not views and not scenes:
+        raise ValueError("headline needs at least one view or scene")
+    for name, img in views.items():
+        if np.ndim(img) != 2:
+            raise ValueError(f"view {name!r} must be a 2D image, got shape {np.shape(img)}")
+    for name, img in scenes.items():
+        if np.ndim(img) != 3 or np.shape(img)[2] not in (3, 4):
+            raise ValueError(f"scene {name!r} must be an (H, W, 3) image, got shape {np.shape(img)}")
+    panels = [*views.items(), *scenes.items()]
+    widths = [np.shape(img)[1] / np.shape(img)[0] for _, img in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * sum(widths), size + 0.4),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, (name, img) in zip(axes[0], panels):
+        if np.ndim(img) == 2:
+            _image(ax, img, name)
+        else:
+            ax.imshow(np.asarray(img)[..., :3])
+            ax.set_title(name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def prediction_panel(columns: Mapping[str, np.ndarray], *, size: float = 2.4):
     """Frontal and lateral MIPs of named volumes side by side (input, prediction, truth...)."""
     plt = _plt()

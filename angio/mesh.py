@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["surface", "save_mesh", "Layer", "Panel", "ROW_COLORS", "surface_row", "scene_html", "embed_scene",
-           "screenshot", "error_layers", "ERROR_COLORS"]
+           "screenshot", "error_layers", "ERROR_COLORS", "fit_camera", "Framing", "framing",
+           "VIEW_DIRECTION"]
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
@@ -161,7 +162,7 @@ ERROR_COLORS = {"true positive": "#999999", "false positive": "crimson", "false 
 
 
 def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence[float], level: float = 0.5,
-                 shift_mm: float = 0.0, max_faces: int | None = 25_000) -> list[Layer]:
+                 shift_mm: float = 0.0, max_faces: int | None = 25_000, prefix: str = "") -> list[Layer]:
     """A reconstruction coloured by its errors: true-positive, false-positive and false-negative surfaces.
 
     Parameters
@@ -178,6 +179,8 @@ def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence
         Shift along ``x`` (to place the scene beside another).
     max_faces : int, optional
         Decimation of each surface.
+    prefix : str
+        Put before each label (e.g. the model's name, when a scene holds several).
 
     Returns
     -------
@@ -195,8 +198,16 @@ def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence
         surf = surface(voxels.astype(np.float32), spacing=spacing, max_faces=max_faces)
         if surf.n_points and shift_mm:
             surf = surf.translate((shift_mm, 0, 0))
-        layers.append(Layer(surf, ERROR_COLORS[name], 1.0, f"{name} ({int(voxels.sum())} voxels)"))
+        layers.append(Layer(surf, ERROR_COLORS[name], 1.0, f"{prefix}{name} ({int(voxels.sum())} voxels)"))
     return layers
+
+
+#: Direction the scenes' camera looks along, ``(x, y, z)`` in mm space: a frontal view of the head
+#: (along ``+y``, with ``z``, the volume's first axis, up, so the carotids enter from below)
+#: turned 10 degrees about ``z`` and looking 20 degrees down, so that depth reads and a row of
+#: :func:`surface_row` panels (side by side along ``x``) runs across the frame.
+VIEW_DIRECTION = (np.sin(np.radians(10)) * np.cos(np.radians(20)), np.cos(np.radians(10)) * np.cos(np.radians(20)),
+                  -np.sin(np.radians(20)))
 
 
 def _plotter(layers: Sequence[Layer], window_size: tuple[int, int], *, legend: bool = False):
@@ -213,9 +224,103 @@ def _plotter(layers: Sequence[Layer], window_size: tuple[int, int], *, legend: b
         size = (0.4, min(0.06 * len(layers), 0.5))
         box = plotter.add_legend(bcolor="white", border=True, face="rectangle", size=size, loc="upper left")
         box.SetPosition(1 - size[0] - 0.02, 1 - size[1] - 0.02)  # upper right ("upper right" places by height)
-    plotter.view_isometric()
-    plotter.reset_camera()  # framed on the meshes, not on an empty corner of the scene
+    plotter.camera.focal_point = (0.0, 0.0, 0.0)
+    plotter.camera.position = tuple(-np.asarray(VIEW_DIRECTION, float))
+    plotter.camera.up = (0.0, 0.0, 1.0)
+    fit_camera(plotter.camera, [la.mesh for la in layers if la.mesh is not None and la.mesh.n_points],
+               aspect=window_size[0] / window_size[1])
     return plotter
+
+
+#: The scenes' camera's vertical view angle: VTK's and vtk.js's default. The vtk.js export carries
+#: the camera's position, focal point and up vector but not its view angle or projection, so
+#: an interactive scene frames its meshes as the screenshot does only at this angle.
+VIEW_ANGLE_DEG = 30.0
+
+
+def fit_camera(camera, meshes: Sequence, *, aspect: float, margin: float = 0.05, max_points: int = 200_000) -> None:
+    """Aim a perspective camera, keeping its direction, so the meshes fill the frame.
+
+    PyVista's ``reset_camera`` frames the bounding *sphere* of the scene, which leaves a long,
+    thin vessel tree (or a row of them) small in the middle of the frame. This centres the
+    points' bounding box *as seen along the view direction* and backs the camera off until that
+    box, plus ``margin`` on each side, fits the frame's width and height (at the box's middle
+    depth; a deep scene's nearest points may reach further out).
+
+    Parameters
+    ----------
+    camera : pyvista.Camera
+        Its direction and up vector are kept; its view angle becomes :data:`VIEW_ANGLE_DEG`,
+        and its focal point and position change.
+    meshes : sequence of pyvista.PolyData
+        What must be in view (empty meshes are ignored; none leaves the camera as it is).
+    aspect : float
+        Frame width / height in pixels.
+    margin : float
+        Free border as a share of the frame, on each side.
+    max_points : int
+        Points used (an even subsample of larger meshes).
+    """
+    pts = [np.asarray(m.points, dtype=np.float64) for m in meshes if m is not None and m.n_points]
+    if not pts:
+        return
+    p = np.concatenate(pts)
+    p = p[:: max(1, len(p) // max_points)]
+    position, focal = np.asarray(camera.position, float), np.asarray(camera.focal_point, float)
+    d = (focal - position) / np.linalg.norm(focal - position)
+    up = np.asarray(camera.up, float)
+    up = up - d * (up @ d)
+    up /= np.linalg.norm(up)
+    right = np.cross(d, up)
+    u, v, w = p @ right, p @ up, p @ d
+    centre = right * (u.min() + u.max()) / 2 + up * (v.min() + v.max()) / 2 + d * (w.min() + w.max()) / 2
+    half_h = max((v.max() - v.min()) / 2, (u.max() - u.min()) / 2 / aspect, 1e-6) / (1 - 2 * margin)
+    camera.view_angle = VIEW_ANGLE_DEG
+    camera.focal_point = tuple(centre)
+    camera.position = tuple(centre - d * (half_h / np.tan(np.radians(VIEW_ANGLE_DEG) / 2) + (w.max() - w.min()) / 4))
+    camera.up = tuple(up)
+    camera.reset_clipping_range()
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a rendered scene fills its frame (see :func:`framing`).
+
+    ``drawn``: share of the pixels that are not background; ``width`` and ``height``: the
+    drawn pixels' bounding box as a share of the frame's width and height.
+    """
+
+    drawn: float
+    width: float
+    height: float
+
+
+def framing(image: np.ndarray, *, background: Sequence[int] = (255, 255, 255), tolerance: int = 30) -> Framing:
+    """Measure how a rendered scene fills its frame (a check that the camera is on the vessels).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3) or (H, W, 4)
+        A rendering (:func:`screenshot`, or a browser's screenshot of a scene page).
+    background : (r, g, b)
+        The scene's background colour (white in this module's scenes).
+    tolerance : int
+        A pixel is drawn when a channel differs from the background by more than this.
+
+    Returns
+    -------
+    Framing
+        All zero for a blank image.
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ValueError(f"image must be (H, W, 3) or (H, W, 4), got shape {img.shape}")
+    drawn = (np.abs(img[..., :3].astype(int) - np.asarray(background, int)).max(axis=2) > tolerance)
+    if not drawn.any():
+        return Framing(0.0, 0.0, 0.0)
+    rows, cols = np.nonzero(drawn)
+    return Framing(float(drawn.mean()), float((cols.max() - cols.min() + 1) / drawn.shape[1]),
+                   float((rows.max() - rows.min() + 1) / drawn.shape[0]))
 
 
 def scene_html(layers: Sequence[Layer], *, window_size: tuple[int, int] = (800, 560)) -> str:

@@ -1,4 +1,4 @@
-"""Matplotlib figures: the orthogonal error slices."""
+"""Matplotlib figures: the orthogonal error slices and the headline row."""
 
 import numpy as np
 import pytest
@@ -123,3 +123,27 @@ def test_invalid_inputs_raise_clear_errors():
         orthogonal_slices(pred, truth, voxel_mm=0.0)
     with pytest.raises(ValueError, match="level"):
         orthogonal_slices(pred, truth, level=float("nan"))
+
+
+def test_headline_shows_views_and_scenes_side_by_side_in_their_aspect(tmp_path):
+    from angio.figures import headline
+    from angio.study import StudySettings, save_figure
+
+    view = np.zeros((32, 32), np.float32)
+    view[10:20, 5:25] = 1.0
+    scene_img = np.full((60, 120, 3), 255, np.uint8)
+    scene_img[20:40, 30:90] = (200, 0, 0)
+    fig = headline({"frontal": view, "lateral": view.T}, {"2 views": scene_img})
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["frontal", "lateral", "2 views"]
+    widths = [ax.get_position().width for ax in axes]
+    assert widths[2] == pytest.approx(2 * widths[0], rel=0.05)  # the scene keeps its 2:1 aspect
+    np.testing.assert_array_equal(axes[2].images[0].get_array()[25, 40], (200, 0, 0))  # shown as it is
+    path = save_figure(fig, "headline", StudySettings(results_dir=str(tmp_path)))
+    assert path == tmp_path / "figures" / "headline.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="2D image"):
+        headline({"bad": np.zeros((3, 3, 3))}, {})
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        headline({}, {"bad": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="at least one"):
+        headline({}, {})

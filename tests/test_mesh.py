@@ -129,3 +129,54 @@ def test_embed_scene_lists_every_labelled_layer_under_the_frame():
     assert "angio-scene-key" not in embed_scene("<p/>").data  # no key unless asked
     odd = embed_scene("<p/>", legend=[Layer(None, "red", 1.0, "<b>&</b>"), Layer(None, "blue")]).data
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in odd and "blue" not in odd  # escaped; unlabelled layers left out
+
+
+def _drawn_inside_border(img, border=3):
+    """True when no drawn pixel touches the frame's outermost ``border`` pixels."""
+    drawn = np.abs(img.astype(int) - 255).max(axis=2) > 30
+    inner = np.zeros_like(drawn)
+    inner[border:-border, border:-border] = True
+    return not (drawn & ~inner).any()
+
+
+def test_framing_measures_the_drawn_share_and_extent():
+    from angio.mesh import Framing, framing
+
+    img = np.full((100, 200, 3), 255, np.uint8)
+    assert framing(img) == Framing(0.0, 0.0, 0.0)
+    img[10:60, 50:150] = (200, 0, 0)
+    f = framing(img)
+    assert f.drawn == pytest.approx(50 * 100 / 20_000) and f.width == 0.5 and f.height == 0.5
+    img[10:12, 50:52] = 250  # within the tolerance of white: not drawn, the extent is unchanged
+    assert framing(img).width == 0.5
+    with pytest.raises(ValueError, match="shape"):
+        framing(np.zeros((10, 10)))
+
+
+@pytest.mark.parametrize("window", [(800, 560), (960, 300)])
+def test_camera_is_fitted_to_a_long_thin_vessel_not_its_bounding_sphere(window):
+    from angio.mesh import framing, screenshot
+
+    rod = np.zeros((40, 40, 200), np.float32)  # 200 mm long along x, 4 mm thick, near one end of y
+    rod[18:22, 2:6, :] = 1.0
+    layer = Layer(surface(rod, spacing=(1.0, 1.0, 1.0)), "crimson", 1.0, "rod")
+    img = screenshot([layer], window_size=window, legend=False)
+    f = framing(img)
+    assert max(f.width, f.height) > 0.8  # fills the frame along its long side ...
+    assert _drawn_inside_border(img)  # ... and nothing is cut off
+
+
+def test_a_real_tree_and_a_row_of_them_fill_the_frame():
+    from angio.mesh import framing, screenshot
+    from angio.pipeline import VolumeSpec, build_case
+
+    spec = VolumeSpec(size=64, fov_mm=96.0, center="major")  # the study's field, 1.5 mm voxels
+    vol, h = build_case("BG001", spec).fraction.astype(np.float32), (spec.voxel_mm,) * 3
+    one = screenshot([Layer(surface(vol, spacing=h), "crimson", 1.0)], window_size=(640, 480), legend=False)
+    row = surface_row([Panel(f"p{k}", f"panel {k}", vol) for k in range(4)], spacing=h, step_mm=1.1 * spec.fov_mm)
+    four = screenshot(row, window_size=(960, 400), legend=False)
+    for img in (one, four):
+        f = framing(img)
+        assert max(f.width, f.height) > 0.7 and f.drawn > 0.01, f  # thin vessels: few pixels
+        assert _drawn_inside_border(img)
+    assert framing(four).width > 0.8  # a row runs across the frame

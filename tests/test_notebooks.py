@@ -76,9 +76,11 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
     tables = (book / "results" / "notebooks" / "06_view_sweep.html").read_text()
     assert "Table 1: this run" in tables and "paper IoU" in tables and "paper MAE" in tables
     biplane = (book / "results" / "notebooks" / "07_biplane.html").read_text()
-    assert "L1 + conditional GAN (paper, quoted by the paper)" in biplane
+    assert "L1 + conditional GAN" in biplane and "quoted by the paper" in biplane and "paper-cta-dae-2v" in biplane
     intro = (book / "book" / "intro.html").read_text()
     assert "Measured in this build" in intro and "unet-biplane" in intro  # the headline is this run's
+    assert "How many views are needed?" in intro and '<img alt="The two input views' in intro
+    assert (book / "_images" / "headline.png").exists() or list(book.glob("_images/headline*.png"))
     zoo = (book / "results" / "notebooks" / "11_model_zoo.html").read_text()
     assert "Against the exact mask at 0.5 mm" in zoo and "Dice under acquisition errors" in zoo
     key = zoo.split('<div class="angio-scene-key"', 1)[1].split("</div>", 1)[0]  # the scene's legend, in HTML
@@ -87,26 +89,32 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
 
 
 @pytest.mark.browser
-def test_mesh_page_shows_a_non_blank_scene_in_headless_chromium(book, tmp_path):
+@pytest.mark.parametrize("chapter", ["01_data", "08_meshes", "11_model_zoo"])
+def test_each_scene_is_framed_on_the_vessels_in_headless_chromium(book, tmp_path, chapter):
+    """Every 3D scene of the book, rendered by a browser: not blank, and the camera on the vessels."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian chromium is not installed (make test installs it)")
     # Render the scene page itself (the iframe's srcdoc) full-window, as the book's iframe shows it.
-    html = (book / "results" / "notebooks" / "08_meshes.html").read_text()
+    html = (book / "results" / "notebooks" / f"{chapter}.html").read_text()
     import html as html_lib
     import re
 
     srcdoc = html_lib.unescape(re.search(r'srcdoc="([^"]*)"', html).group(1))
+    height = int(re.search(r'style="width:100%;height:(\d+)px', html).group(1))
     page = tmp_path / "scene.html"
     page.write_text(srcdoc)
     shot = tmp_path / "scene.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=960,480",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", f"--window-size=960,{height}",
                     "--virtual-time-budget=10000", page.as_uri()],
                    check=True, capture_output=True, timeout=180)
     from PIL import Image
 
-    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    drawn = (np.abs(img - 255).max(axis=2) > 30).mean()  # the scene's background is white
-    assert drawn > 0.005, f"scene looks blank ({drawn:.4f} of pixels drawn)"
+    from angio.mesh import framing
+
+    f = framing(np.asarray(Image.open(shot).convert("RGB")))  # the scenes' background is white
+    assert f.drawn > 0.005, f"{chapter}: scene looks blank ({f})"
+    # framed on the vessels: they span most of the frame's width or height, not a speck in a corner
+    assert max(f.width, f.height) > 0.6, f"{chapter}: vessels fill too little of the frame ({f})"

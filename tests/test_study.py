@@ -209,6 +209,15 @@ def test_headline_comes_from_the_zoo_table(tmp_path):
     (tmp_path / "metrics" / "zoo.json").write_text(json.dumps({"rows": rows}))
     text = headline_markdown(tmp_path)
     assert "| 2 | unet-biplane | 2 | 0.600 | 0.300 | 0.200 |" in text and "26.8%" in text
+    # the answer paragraph quotes the measured mean, says the target is not met, and no figure yet
+    assert "Dice of 0.60 against the exact mask" in text and "not met yet" in text and "{figure}" not in text
+    assert "third view" not in text  # no 3-view row measured: nothing claimed about it
+    rows += [dict(r, method="unet-3view", views=3, dice=0.9, cldice=0.8) for r in rows]
+    (tmp_path / "metrics" / "zoo.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "headline.png").write_bytes(b"png")
+    text = headline_markdown(tmp_path)
+    assert text.startswith("```{figure} headline.png") and "raises that to 0.90 (`unet-3view`, +0.30)" in text
 
 
 def test_otsu_on_a_head_ct_depends_on_the_window(tmp_path):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from angio.study.headline import headline_markdown
+from angio.study.headline import HEADLINE_FIGURE, headline_markdown
 from angio.study.runner import REPO_ROOT, notebooks
 
 __all__ = ["build_book"]
@@ -41,6 +41,8 @@ def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.
         shutil.copy2(REPO_ROOT / name, src / name)
     shutil.copytree(REPO_ROOT / "book", src / "book")
     (src / "book" / "headline.md").write_text(headline_markdown(results))
+    if (results / "figures" / HEADLINE_FIGURE).exists():
+        shutil.copy2(results / "figures" / HEADLINE_FIGURE, src / "book" / HEADLINE_FIGURE)
     shutil.copytree(executed, src / "results" / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     html = out / "html"
