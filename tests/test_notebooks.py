@@ -83,6 +83,7 @@ def test_book_has_every_chapter_and_embedded_scenes(book):
     assert (book / "_images" / "headline.png").exists() or list(book.glob("_images/headline*.png"))
     zoo = (book / "results" / "notebooks" / "11_model_zoo.html").read_text()
     assert "Against the exact mask at 0.5 mm" in zoo and "Dice under acquisition errors" in zoo
+    assert "View consistency as a test-time refinement" in zoo and "View consistency record re-measured" in zoo
     key = zoo.split('<div class="angio-scene-key"', 1)[1].split("</div>", 1)[0]  # the scene's legend, in HTML
     assert all(f"{name} (" in key and " voxels)" in key for name in ("true positive", "false negative"))
     assert "<img" in tables  # the IoU-vs-views figure

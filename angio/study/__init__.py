@@ -12,6 +12,8 @@ One job per module:
     Models, classical baselines and the Otsu ground truth measured on cases, as metric rows.
 :mod:`~angio.study.ground_truth`
     The shipped record of Otsu's ground truth against the exact mask at the zoo's 0.5 mm grid.
+:mod:`~angio.study.view_consistency`
+    The shipped record of view consistency (carve and fill) as a refinement of the default models.
 :mod:`~angio.study.tables`
     Metric tables on disk (JSON + CSV under ``results/metrics/``) and their means.
 :mod:`~angio.study.zoo_tables`
