@@ -34,12 +34,12 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
+from angio.records import provenance, read_record
 from angio.robustness import CONDITIONS, Acquisition
 
 __all__ = ["ROBUSTNESS_DIR", "MIRROR_DIR", "record_robustness", "read_robustness", "check_robustness",
@@ -107,7 +107,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     pathlib.Path
         The record ``<out_dir>/<name>.json`` (written atomically once every row is measured).
     """
-    from angio.zoo import _git_commit, _hardware, entries, robustness_table
+    from angio.zoo import entries, robustness_table
 
     zoo_folder, out = _folders(folder, out_dir)
     out = out / MIRROR_DIR if mirror else out
@@ -129,10 +129,9 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     rows = robustness_table(name, cases, conditions=chosen, results_dir=results_dir, folder=zoo_folder, log=log,
                             mirror=mirror)
     # where, when and how long this measurement ran: the record's or, with add, its addition's
-    provenance = {"wall_s": time.perf_counter() - t0, "evaluated_on": _hardware(), "commit": _git_commit(),
-                  "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    stamp = provenance(t0)
     if old is not None:
-        addition = {"conditions": list(chosen), **provenance}
+        addition = {"conditions": list(chosen), **stamp}
         # the record's conditions and rows stay in the order of CONDITIONS
         conds = {k: v for k, v in old["conditions"].items() if k not in chosen}
         conds.update({label: asdict(acq) for label, acq in chosen.items()})
@@ -151,7 +150,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
         "target": "exact",
         **({"mirror": True} if mirror else {}),
         "rows": rows,
-        **provenance,
+        **stamp,
     }
     return _write(out, name, record)
 
@@ -192,13 +191,10 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
     zoo_folder, out = _folders(folder, robustness_dir)
     path = (out / MIRROR_DIR if mirror else out) / f"{name}.json"
     remake = f"`angio zoo robustness {name}{' --mirror' if mirror else ''}` remakes it"
-    if not path.exists():
-        raise InputError(f"{path}: no robustness record of zoo entry {name!r}; {remake}")
-    try:
-        record = json.loads(path.read_text())
-        rows, conds, digest = record["rows"], record["conditions"], record["entry_sha256"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable robustness record ({exc!r}); {remake}") from exc
+    record = read_record(path, ("rows", "conditions", "entry_sha256"),
+                         missing=f"no robustness record of zoo entry {name!r}", remake=remake,
+                         unreadable="unreadable robustness record")
+    rows, conds, digest = record["rows"], record["conditions"], record["entry_sha256"]
     found = entries(zoo_folder)
     if name not in found:
         raise InputError(f"{path}: zoo entry {name!r} is not shipped")

@@ -22,21 +22,19 @@ slow test) can see that the record still describes the code.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from angio.atomic import atomic_write_text
 from angio.errors import InputError
 from angio.metrics import evaluate
 from angio.phantom import PRESETS
+from angio.records import provenance, read_record, write_record
 from angio.segment import otsu_mask
 from angio.study.evaluation import CTA_WINDOWS
 from angio.study.experiments import StudySettings
@@ -217,14 +215,9 @@ def record_ground_truth(cases: Sequence[str] | None = None, *, preset_cases: Map
         "fields": ROW_FIELDS,
         "rows": rows,
         "cta_build_s": cta_build_s,
-        "wall_s": time.perf_counter() - t0,
-        "evaluated_on": zoo._hardware(),
-        "commit": zoo._git_commit(),
-        "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance(t0),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    path = write_record(path, record)
     log(f"wrote {path} ({len(rows)} rows, {record['wall_s']:.0f} s)")
     return path
 
@@ -240,13 +233,9 @@ def read_ground_truth(path: str | os.PathLike = RECORD) -> dict[str, Any]:
         names the file and the command that remakes it.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no record of Otsu against the exact mask; {_REMAKE}")
-    try:
-        record = json.loads(path.read_text())
-        presets, windows, rows = record["presets"], record["windows"], record["rows"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable record ({exc!r}); {_REMAKE}") from exc
+    record = read_record(path, ("presets", "windows", "rows"), missing="no record of Otsu against the exact mask",
+                         remake=_REMAKE)
+    presets, windows, rows = record["presets"], record["windows"], record["rows"]
     if presets != list(PRESETS):
         raise InputError(f"{path}: measured for presets {presets}, this version has {list(PRESETS)}; {_REMAKE}")
     ours = {label: None if w is None else list(w) for label, w in CTA_WINDOWS.items()}

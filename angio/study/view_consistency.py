@@ -23,21 +23,19 @@ the test trees (:func:`view_consistency_table`), as every zoo choice is.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from angio.atomic import atomic_write_text
 from angio.consistency import enforce_views, silhouette_hull, view_agreement, view_silhouettes
 from angio.errors import InputError
 from angio.metrics import dice, evaluate
+from angio.records import provenance, read_record, write_record
 from angio.study.tables import mean_table
 
 __all__ = ["RECORD", "ROW_FIELDS", "DIAGNOSTIC_FIELDS", "LOWS", "variant_label", "consistency_rows",
@@ -156,7 +154,7 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
 
     models = list(models) if models is not None else list(zoo.DEFAULT_MODELS.values())
     t0 = time.perf_counter()
-    rows, diagnostics, split_of = [], [], {}
+    rows, diagnostics, measured = [], [], {}
     for name in models:
         model, entry = zoo.load_entry(name)
         settings = replace(entry.settings, results_dir=str(results_dir))
@@ -164,47 +162,43 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
             raise InputError(f"{name}: view consistency is measured for parallel-beam entries; "
                              f"this one was trained on {settings.geometry!r} inputs")
         exp, split = entry.experiment, entry.record["split"]
-        split_of[name] = {c: s for s in ("val", "test") for c in split[s]}
+        split_of = {c: s for s in ("val", "test") for c in split[s]}
         chosen = list(cases) if cases is not None else split["val"] + split["test"]
-        unknown = sorted(set(chosen) - set(split_of[name]))
+        unknown = sorted(set(chosen) - set(split_of))
         if unknown:
             raise InputError(f"{', '.join(unknown)}: not validation or test trees of {name}")
         angles = view_angles(exp.n_views)
+        measured[name] = {s: [c for c in chosen if split_of[c] == s] for s in ("val", "test")}
         for case in chosen:
             tc = time.perf_counter()
             vols = settings.cache().get(case, settings.spec, seed=settings.seed)
             proj = acquired_projections(vols, exp.n_views, GEOMETRIES["parallel"], seed=settings.seed)
             prob = predict_case(model, inputs_from_projections(proj, angles, modes=exp.modes), settings)
             part, diag = consistency_rows(prob, proj, angles, vols.exact, lows=lows)
-            head = {"model": name, "views": exp.n_views, "case": case, "split": split_of[name][case]}
+            head = {"model": name, "views": exp.n_views, "case": case, "split": split_of[case]}
             rows += [dict(head, **r) for r in part]
-            diagnostics.append({"model": name, "case": case, "split": split_of[name][case], **diag})
+            diagnostics.append({"model": name, "case": case, "split": split_of[case], **diag})
             best = max((r for r in part if r["silhouettes"] == "views"), key=lambda r: r["dice"])
             log(f"{name} {case}: Dice {part[0]['dice']:.3f} as predicted, best "
                 f"{variant_label(best['variant'], best['low'])} {best['dice']:.3f} "
                 f"({time.perf_counter() - tc:.0f} s)")
-    spec = zoo.entries()[models[0]].spec
+    first = zoo.entries()[models[0]]
+    spec = first.spec
     record = {
         "what": "View consistency (carve to the silhouette hull, fill missed rays) as a test-time refinement "
                 "of the zoo's default models, against the exact mask",
         "models": models,
         "resolution": {"size": spec.size, "fov_mm": spec.fov_mm, "voxel_mm": spec.voxel_mm, "center": spec.center},
-        "seed": zoo.entries()[models[0]].settings.seed,
+        "seed": first.settings.seed,
         "lows": list(lows),
-        "cases": {m: {s: [c for c, v in split_of[m].items() if v == s and any(
-            r["model"] == m and r["case"] == c for r in rows)] for s in ("val", "test")} for m in models},
+        "cases": measured,
         "fields": ROW_FIELDS,
         "diagnostic_fields": DIAGNOSTIC_FIELDS,
         "rows": rows,
         "diagnostics": diagnostics,
-        "wall_s": time.perf_counter() - t0,
-        "evaluated_on": zoo._hardware(),
-        "commit": zoo._git_commit(),
-        "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance(t0),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    path = write_record(path, record)
     log(f"wrote {path} ({len(rows)} rows, {record['wall_s']:.0f} s)")
     return path
 
@@ -219,13 +213,8 @@ def read_view_consistency(path: str | os.PathLike = RECORD) -> dict[str, Any]:
         or test rows; the message names the file and the command that remakes it.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no record of view consistency; {_REMAKE}")
-    try:
-        record = json.loads(path.read_text())
-        rows, models, lows = record["rows"], record["models"], record["lows"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable record ({exc!r}); {_REMAKE}") from exc
+    record = read_record(path, ("rows", "models", "lows"), missing="no record of view consistency", remake=_REMAKE)
+    rows, models, lows = record["rows"], record["models"], record["lows"]
     if not rows or not models or not lows:
         raise InputError(f"{path}: the record holds no rows; {_REMAKE}")
     for m in models:

@@ -1,0 +1,77 @@
+"""JSON records shipped with the package: where and when they were measured, written and read.
+
+The zoo's robustness records, the ground-truth record and the view-consistency record are
+all JSON files that a script measures once and the book reads. They share three things:
+
+- :func:`provenance`: ``wall_s``, ``evaluated_on`` (hardware and library versions),
+  ``commit`` and ``made`` (UTC time), stamped on every record;
+- :func:`write_record`: the record written atomically (:mod:`angio.atomic`), its folder
+  created, so a failed measurement never leaves a half-written file;
+- :func:`read_record`: the record read back with the keys its reader needs, or an
+  :class:`~angio.errors.InputError` that names the file and the command that remakes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from angio.atomic import atomic_write_text
+from angio.errors import InputError
+
+__all__ = ["provenance", "write_record", "read_record"]
+
+
+def provenance(started: float) -> dict[str, Any]:
+    """``wall_s`` since ``started`` (a :func:`time.perf_counter` value), ``evaluated_on``, ``commit``, ``made``."""
+    from angio.zoo import _git_commit, _hardware
+
+    return {"wall_s": time.perf_counter() - started, "evaluated_on": _hardware(), "commit": _git_commit(),
+            "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write ``record`` as indented JSON to ``path`` atomically (creating its folder); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def read_record(path: str | os.PathLike, keys: Sequence[str], *, missing: str, remake: str,
+                unreadable: str = "unreadable record") -> dict[str, Any]:
+    """A JSON record holding ``keys``.
+
+    Parameters
+    ----------
+    path : path-like
+        The record.
+    keys : sequence of str
+        Top-level keys the caller needs.
+    missing : str
+        What the error says when the file does not exist (``"no record of ..."``).
+    remake : str
+        The command that remakes the record, appended to every error.
+    unreadable : str
+        What the error says when the file is not JSON or lacks a key.
+
+    Raises
+    ------
+    angio.InputError
+        ``"<path>: <missing>; <remake>"`` or ``"<path>: <unreadable> (<cause>); <remake>"``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {missing}; {remake}")
+    try:
+        record = json.loads(path.read_text())
+        for key in keys:
+            record[key]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: {unreadable} ({exc!r}); {remake}") from exc
+    return record
