@@ -20,12 +20,17 @@ def _plt():
     return plt
 
 
-def _image(ax, img: np.ndarray, title: str = "", cmap: str = "gray", vmin=None, vmax=None) -> None:
-    ax.imshow(np.asarray(img, dtype=np.float32), cmap=cmap, origin="lower", vmin=vmin, vmax=vmax,
-              interpolation="nearest")
+def _titled(ax, title: str) -> None:
+    """An image panel's frame: a small title, no ticks."""
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _image(ax, img: np.ndarray, title: str = "", cmap: str = "gray", vmin=None, vmax=None) -> None:
+    ax.imshow(np.asarray(img, dtype=np.float32), cmap=cmap, origin="lower", vmin=vmin, vmax=vmax,
+              interpolation="nearest")
+    _titled(ax, title)
 
 
 def orthogonal_mips(volumes: Mapping[str, np.ndarray], *, size: float = 2.4):
@@ -221,9 +226,7 @@ def headline(views: Mapping[str, np.ndarray], scenes: Mapping[str, np.ndarray], 
             _image(ax, img, name)
         else:
             ax.imshow(np.asarray(img)[..., :3])
-            ax.set_title(name, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _titled(ax, name)
             for spine in ax.spines.values():
                 spine.set_visible(False)
     fig.tight_layout()
@@ -350,9 +353,7 @@ def orthogonal_slices(prediction: np.ndarray, truth: np.ndarray, *, image: np.nd
         lab = label[sl]
         ax = axes[-1, c]
         ax.imshow(palette[lab], origin="lower", interpolation="nearest", aspect=aspect)
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _titled(ax, name)
         ax.set_xlabel(f"TP {int((lab == 1).sum())}, FP {int((lab == 2).sum())}, FN {int((lab == 3).sum())}",
                       fontsize=8)
     where = f"slices z = {z}, y = {y}, x = {x}"
