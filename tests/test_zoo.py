@@ -132,7 +132,7 @@ def test_shipped_records_keep_the_rule_they_were_trained_with():
     for name, entry in zoo.entries().items():
         rec, recipe = entry.record, zoo.RECIPES[name]
         changes = zoo.recipe_changes(name, rec)
-        if name.startswith("paper-"):
+        if name.startswith("paper-") and recipe.init_from is None:
             # the paper's recipes now count a falling validation loss as progress and never ship their
             # first epochs; their weights were made before that, and the records still say so
             assert changes == {"patience_watch": ([], ["loss"]), "select_from": (0, recipe.select_from)}
@@ -153,12 +153,24 @@ def test_paper_recipes_watch_the_loss_and_skip_the_first_epochs_and_the_others_k
     for name, recipe in zoo.RECIPES.items():
         config = zoo._config(recipe, recipe.run_settings(tmp_path), tmp_path / name)
         assert (config.select, config.patience) == (recipe.select, recipe.patience)
-        if name.startswith("paper-"):
+        if name.startswith("paper-") and recipe.init_from is None:
             assert config.patience_watch == ("loss",) and config.select_from == recipe.select_from > 0
             assert recipe.to_dict()["select_from"] == recipe.select_from
         else:
             assert config.patience_watch == () and config.select_from == 0
             assert not {"patience_watch", "select_from"} & set(recipe.to_dict())  # as their records
+
+
+def test_two_and_three_view_autoencoders_start_from_the_five_view_weights():
+    # the paper's settings otherwise; every epoch may ship, as the weights it starts from are trained
+    five = zoo.RECIPES["paper-dae-5v"]
+    for n in zoo.PAPER_CURRICULUM:
+        r = zoo.RECIPES[f"paper-dae-{n}v"]
+        assert r.init_from == "paper-dae-5v" and r.experiment.n_views == n
+        assert (r.lr, r.select, r.select_from, r.experiment.target) == (five.lr, "iou", 0, "otsu")
+        assert r.settings.spec == five.settings.spec and r.settings.variants == 0
+        assert zoo.retrain_order([r.name, "paper-dae-5v"]).index("paper-dae-5v") == 0
+    assert zoo.RECIPES["paper-cta-dae-2v"].init_from is None  # the paper setting trains from scratch
 
 
 def test_recipe_changes_name_each_changed_field_with_its_recorded_and_current_value(tiny_recipe, monkeypatch):
@@ -196,7 +208,8 @@ def test_stopping_rows_read_the_recorded_rule_and_replay_the_current_one():
         t = zoo.entries()[name].record["training"]
         assert r["selected"] == t["selected_epoch"] + 1 and r["epochs"] == t["epochs_run"]
         assert r["final_val_loss"] == t["curve"][-1]["val_loss"]
-        assert r["rule_changed"] == name.startswith("paper-")
+        assert r["start"] == (zoo.RECIPES[name].init_from or "scratch")
+        assert r["rule_changed"] == (name.startswith("paper-") and zoo.RECIPES[name].init_from is None)
 
 
 def test_retrain_starts_fine_tuned_recipes_from_the_retrained_parent(tmp_path, tiny_recipe, monkeypatch):
@@ -346,6 +359,9 @@ def test_training_rows_read_each_record():
         assert row["hours"] == pytest.approx(t["wall_time_s"] / 3600)
         assert row["stopped"] == ("patience" if t["stopped_by_patience"] else "time")
         assert shipped[name].record["sha256"].startswith(row["sha256"]) and len(row["sha256"]) == 12
+        assert row["start"] == (t.get("initialised_from") or {}).get("entry", "scratch")
+        assert row["start"] == "scratch" or row["start"] in shipped  # it started from a shipped entry
+    assert rows["unet-biplane"]["start"] == "scratch" and rows["unet-biplane-jitter"]["start"] == "unet-biplane"
     assert rows["unet-biplane"]["grid"] == "192³ × 0.5 mm" and rows["unet-biplane"]["views"] == 2
     assert rows["paper-cta-dae-90v"]["setting"] == zoo_tables.SETTING_LABELS["cta"]
 
@@ -359,3 +375,25 @@ def test_recipes_write_newer_settings_only_when_set():
     for recipe in (plain, jitter):
         back = StudySettings.from_dict(recipe.to_dict()["settings"])
         assert back == recipe.run_settings(back.results_dir)
+
+
+def test_readme_table1_quotes_the_records():
+    import re
+
+    from angio.study import REPO_ROOT, zoo_tables
+
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text[text.index("The paper's autoencoder ships too"):]
+    dae = zoo.entries(model="dae")
+    otsu = {(r["setting"], r["views"]): r for r in zoo_tables.table1(dae, target="otsu")}
+    exact = {(r["setting"], r["views"]): r for r in zoo_tables.table1(dae, target="exact")}
+    row = re.compile(r"^\| (\d+) \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \| "
+                     r"(\d+) \((\d+)\) / (\d+) \((\d+)\) \|$", re.M)
+    quoted = {int(m[1]): m.groups()[1:] for m in row.finditer(section)}
+    assert sorted(quoted) == sorted(zoo.PAPER_VIEWS)
+    for n, cells in quoted.items():
+        cta, rot = dae[f"paper-cta-dae-{n}v"].record["training"], dae[f"paper-dae-{n}v"].record["training"]
+        assert cells == (f"{100 * otsu['rotational', n]['paper_iou']:.1f}", f"{100 * otsu['cta', n]['iou']:.1f}",
+                         f"{100 * otsu['rotational', n]['iou']:.1f}", f"{100 * exact['rotational', n]['iou']:.1f}",
+                         str(cta["epochs_run"]), str(cta["selected_epoch"] + 1),
+                         str(rot["epochs_run"]), str(rot["selected_epoch"] + 1)), n

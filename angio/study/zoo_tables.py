@@ -46,8 +46,9 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
         ``views``, ``grid`` (e.g. ``"192³ × 0.5 mm"``), ``epochs`` (run), ``selected`` (the
         shipped epoch, counted from 1), ``steps`` (optimizer steps), ``hours`` (training wall
         time), ``hardware`` (the GPU's name, else the CPU's), ``stopped`` (``"patience"`` or
-        ``"time"``: the run ended before its patience ran out) and ``sha256`` (first 12 hex
-        digits of the weights file's).
+        ``"time"``: the run ended before its patience ran out), ``start`` (the zoo entry whose
+        weights the run started from, ``"scratch"`` for a random initialisation) and
+        ``sha256`` (first 12 hex digits of the weights file's).
     """
     out = []
     for name, e in shipped.items():
@@ -64,6 +65,7 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
             "hours": t["wall_time_s"] / 3600,
             "hardware": t["hardware"].get("cuda") or t["hardware"]["cpu"],
             "stopped": "patience" if t["stopped_by_patience"] else "time",
+            "start": _start(t),
             "sha256": e.record["sha256"][:12],
         })
     return out
@@ -74,6 +76,11 @@ def _rule(recipe: Any) -> dict[str, Any]:
     get = recipe.get if isinstance(recipe, Mapping) else lambda k, d=None: getattr(recipe, k, d)
     return {"select": get("select"), "patience": get("patience"), "watch": tuple(get("patience_watch", ()) or ()),
             "select_from": int(get("select_from", 0) or 0)}
+
+
+def _start(training: Mapping[str, Any]) -> str:
+    """The zoo entry a recorded run started from, ``"scratch"`` for a random initialisation."""
+    return (training.get("initialised_from") or {}).get("entry", "scratch")
 
 
 def _from1(epoch: int | None) -> int | None:
@@ -101,7 +108,8 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
     Returns
     -------
     list of dict
-        One row per entry, epochs counted from 1: ``entry``, ``views``, ``epochs`` (run),
+        One row per entry, epochs counted from 1: ``entry``, ``views``, ``start`` (as
+        :func:`training_rows`), ``epochs`` (run),
         ``select`` (the selection quantity), ``selected`` (the shipped epoch) and
         ``selected_value`` (its validation value of ``select``), ``stopped`` (``"patience"``
         or ``"time"``, as :func:`training_rows`), ``first_val_loss`` and ``final_val_loss``
@@ -131,6 +139,7 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
         out.append({
             "entry": name,
             "views": e.experiment.n_views,
+            "start": _start(t),
             "epochs": t["epochs_run"],
             "select": then["select"],
             "selected": _from1(t["selected_epoch"]),
