@@ -232,6 +232,12 @@ def _biplane_finetune(name: str, description: str, **changes) -> Recipe:
 PAPER_VIEWS = (90, 46, 24, 10, 5, 3, 2)
 
 
+def _paper_settings(modality: str) -> StudySettings:
+    """The paper's data settings on the zoo's grid: whole volumes, no augmentation, 5 test and 3 validation trees."""
+    return StudySettings(spec=replace(DEFAULT_SPEC, modality=modality), epochs=200, variants=0, n_test=5, n_val=3,
+                         precision="auto", seed=0, resident=True)
+
+
 def _paper_recipe(n_views: int, modality: str, target: str = "otsu") -> Recipe:
     """The paper's autoencoder and hyper-parameters at ``n_views`` on the zoo's grid.
 
@@ -263,12 +269,10 @@ def _paper_recipe(n_views: int, modality: str, target: str = "otsu") -> Recipe:
     setting = "vessels-only rotational volumes" if modality == "rotational" else "CT angiograms with the skull"
     truth = ("Otsu target" if target == "otsu" else
              "Otsu target after the angiography window (100..600 HU)")
-    settings = StudySettings(spec=replace(DEFAULT_SPEC, modality=modality), epochs=200, variants=0, n_test=5,
-                             n_val=3, precision="auto", seed=0, resident=True)
     return Recipe(f"{prefix}-{n_views}v",
                   f"the paper's autoencoder on the sum back-projection of {n_views} views of {setting}, "
                   f"{truth}, the paper's hyper-parameters, whole 192^3 volumes (trained on a GPU)",
-                  Experiment("dae", n_views, target=target), settings, select="iou", patience=10,
+                  Experiment("dae", n_views, target=target), _paper_settings(modality), select="iou", patience=10,
                   patience_watch=("loss",), select_from=10, val_every=1)
 
 
@@ -292,13 +296,11 @@ def _paper_curriculum(n_views: int) -> Recipe:
     budget may end the run first (its record says which ended it, and the sha256 of the
     weights it started from).
     """
-    settings = StudySettings(spec=DEFAULT_SPEC, epochs=200, variants=0, n_test=5, n_val=3, precision="auto",
-                             seed=0, resident=True)
     return Recipe(f"paper-dae-{n_views}v",
                   f"the paper's autoencoder on the sum back-projection of {n_views} views of vessels-only "
                   "rotational volumes, Otsu target, the paper's hyper-parameters, whole 192^3 volumes, "
                   "started from the paper-dae-5v weights (trained on the CPU)",
-                  Experiment("dae", n_views, target="otsu"), settings, select="iou", patience=5,
+                  Experiment("dae", n_views, target="otsu"), _paper_settings("rotational"), select="iou", patience=5,
                   val_every=1, init_from="paper-dae-5v")
 
 
