@@ -1,8 +1,9 @@
 """JSON records shipped with the package: where and when they were measured, written and read.
 
 The zoo's robustness records, the ground-truth record and the view-consistency record are
-all JSON files that a script measures once and the book reads. They share three things:
+all JSON files that a script measures once and the book reads. They share four things:
 
+- :func:`grid`: the volume grid they were measured on;
 - :func:`provenance`: ``wall_s``, ``evaluated_on`` (hardware and library versions),
   ``commit`` and ``made`` (UTC time), stamped on every record;
 - :func:`write_record`: the record written atomically (:mod:`angio.atomic`), its folder
@@ -24,7 +25,15 @@ from typing import Any
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
 
-__all__ = ["provenance", "write_record", "read_record"]
+__all__ = ["grid", "provenance", "write_record", "read_record"]
+
+
+def grid(spec: Any) -> dict[str, Any]:
+    """The grid a record was measured on: ``size`` (voxels per axis), ``fov_mm``, ``voxel_mm``, ``center``.
+
+    ``spec`` is an :class:`angio.pipeline.VolumeSpec`.
+    """
+    return {"size": spec.size, "fov_mm": spec.fov_mm, "voxel_mm": spec.voxel_mm, "center": spec.center}
 
 
 def provenance(started: float) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import numpy as np
 from angio.errors import InputError
 from angio.metrics import evaluate
 from angio.phantom import PRESETS
-from angio.records import provenance, read_record, write_record
+from angio.records import grid, provenance, read_record, write_record
 from angio.segment import otsu_mask
 from angio.study.evaluation import CTA_WINDOWS
 from angio.study.experiments import StudySettings
@@ -205,7 +205,7 @@ def record_ground_truth(cases: Sequence[str] | None = None, *, preset_cases: Map
     record = {
         "what": "The paper's Otsu ground truth against the exact vessel mask, per modality preset and "
                 "per CTA intensity window, at the model zoo's grid",
-        "resolution": {"size": spec.size, "fov_mm": spec.fov_mm, "voxel_mm": spec.voxel_mm, "center": spec.center},
+        "resolution": grid(spec),
         "seed": settings.seed,
         "split_from": split_from,
         "cases": {s: [c for c in cases if splits[c] == s] for s in ("test", "val")},

@@ -35,7 +35,7 @@ import numpy as np
 from angio.consistency import enforce_views, silhouette_hull, view_agreement, view_silhouettes
 from angio.errors import InputError
 from angio.metrics import dice, evaluate
-from angio.records import provenance, read_record, write_record
+from angio.records import grid, provenance, read_record, write_record
 from angio.study.tables import mean_table
 
 __all__ = ["RECORD", "ROW_FIELDS", "DIAGNOSTIC_FIELDS", "LOWS", "variant_label", "consistency_rows",
@@ -188,7 +188,7 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
         "what": "View consistency (carve to the silhouette hull, fill missed rays) as a test-time refinement "
                 "of the zoo's default models, against the exact mask",
         "models": models,
-        "resolution": {"size": spec.size, "fov_mm": spec.fov_mm, "voxel_mm": spec.voxel_mm, "center": spec.center},
+        "resolution": grid(spec),
         "seed": first.settings.seed,
         "lows": list(lows),
         "cases": measured,
