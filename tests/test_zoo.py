@@ -126,13 +126,18 @@ def test_shipped_entry_matches_its_record(name, tmp_path):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
 
 
+def _made_before_the_rule(record):
+    """Whether a paper entry's weights predate the rule that watches the loss and skips the first epochs."""
+    return "select_from" not in record["recipe"]
+
+
 def test_shipped_records_keep_the_rule_they_were_trained_with():
     from angio.train.loop import replay_rule
 
     for name, entry in zoo.entries().items():
         rec, recipe = entry.record, zoo.RECIPES[name]
         changes = zoo.recipe_changes(name, rec)
-        if name.startswith("paper-") and recipe.init_from is None and "select_from" not in rec["recipe"]:
+        if name.startswith("paper-") and recipe.init_from is None and _made_before_the_rule(rec):
             # the paper's recipes now count a falling validation loss as progress and never ship their
             # first epochs; the weights made before that keep, in their records, the rule they had
             assert changes == {"patience_watch": ([], ["loss"]), "select_from": (0, recipe.select_from)}
@@ -203,15 +208,15 @@ def test_stopping_rows_read_the_recorded_rule_and_replay_the_current_one():
     (same,) = zoo_tables.stopping_rows({"x": entry})  # without recipes: the recorded rule, replayed
     assert not same["rule_changed"] and (same["now_selected"], same["now_stopped_after"]) == (1, 11)
     # from the shipped records
-    rows = {r["entry"]: r for r in zoo_tables.stopping_rows(zoo.entries(), zoo.RECIPES)}
+    shipped = zoo.entries()
+    rows = {r["entry"]: r for r in zoo_tables.stopping_rows(shipped, zoo.RECIPES)}
     for name, r in rows.items():
-        t = zoo.entries()[name].record["training"]
+        t = shipped[name].record["training"]
         assert r["selected"] == t["selected_epoch"] + 1 and r["epochs"] == t["epochs_run"]
         assert r["final_val_loss"] == t["curve"][-1]["val_loss"]
         assert r["start"] == (zoo.RECIPES[name].init_from or "scratch")
-        made_before_the_rule = "select_from" not in zoo.entries()[name].record["recipe"]
         assert r["rule_changed"] == (name.startswith("paper-") and zoo.RECIPES[name].init_from is None
-                                     and made_before_the_rule)
+                                     and _made_before_the_rule(shipped[name].record))
     # the windowed-CTA entries were made under the current rule
     assert not any(r["rule_changed"] for n, r in rows.items() if n.startswith("paper-cta-win-"))
 
