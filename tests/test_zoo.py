@@ -375,6 +375,81 @@ def test_training_rows_read_each_record():
     assert rows["paper-cta-dae-90v"]["setting"] == zoo_tables.SETTING_LABELS["cta"]
 
 
+
+def _and(items: list[str]) -> str:
+    """``"a, b and c"``: a list as the book's prose writes it."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _prose(path: str, cell: str | None = None) -> str:
+    """A page's text (one notebook cell's, when ``cell`` is given) with its whitespace collapsed."""
+    from angio.study import REPO_ROOT
+
+    text = (REPO_ROOT / path).read_text()
+    if cell is not None:
+        text = "".join(next(c for c in json.loads(text)["cells"] if c["id"] == cell)["source"])
+    return " ".join(text.split())
+
+
+def test_windowed_prose_quotes_the_records():
+    """The windowed-CTA figures written by hand in the prose are the records' own.
+
+    README, chapters 6 and 10 and the limitations page quote IoU, the paper's cells, Δ,
+    minutes and shipped epochs; a new or retrained entry fails this until they are updated.
+    """
+    from angio.study import zoo_tables
+
+    dae = zoo.entries(model="dae")
+    otsu = {r["views"]: r for r in zoo_tables.table1(dae, target="otsu", settings=("cta-window",))}
+    exact = {r["views"]: r for r in zoo_tables.table1(dae, target="exact", settings=("cta-window",))}
+    views = sorted(otsu, reverse=True)
+    assert views and set(views) <= set(zoo.PAPER_VIEWS) and sorted(exact) == sorted(otsu)
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    delta = {n: 100 * (otsu[n]["iou"] - otsu[n]["paper_iou"]) for n in views}
+    close, few = [n for n in views if n >= 5], [n for n in views if n < 5]
+    train = {n: dae[f"paper-cta-win-dae-{n}v"].record["training"] for n in views}
+    ious = f"{pct(otsu[views[0]]['iou'])} IoU at {views[0]} views, " + _and(
+        [f"{pct(otsu[n]['iou'])} at {n}" for n in views[1:]])
+    papers = _and([pct(otsu[n]["paper_iou"]) for n in views])
+    vs_exact = [100 * exact[n]["iou"] for n in views]
+    span = f"{min(vs_exact):.2f} to {max(vs_exact):.2f}%"
+
+    def within(ns: list[int]) -> str:
+        return _and([f"{abs(delta[n]):.1f}" for n in ns])
+
+    def signed(ns: list[int]) -> str:
+        return _and([f"{delta[n]:+.1f}" for n in ns])
+
+    readme = _prose("README.md")
+    minutes = _and([f"{train[n]['wall_time_s'] / 60:.0f}" for n in views])
+    assert f"session's time budget ended it ({minutes} minutes)" in readme
+    assert f"reaches {ious} (the paper: {papers}): at {_and([str(n) for n in close])} views within " \
+           f"{within(close)} points of the paper's cells" in readme
+    assert f"score {span}" in readme
+
+    ch6 = _prose("notebooks/06_view_sweep.ipynb", "2e250dcd")
+    ships = _and([f"{train[n]['selected_epoch'] + 1} of {train[n]['epochs_run']} "
+                  + ("ships " if i == 0 else "") + f"at {n}" + (" views" if i == 0 else "")
+                  for i, n in enumerate(views)])
+    assert f"epoch {ships};" in ch6
+    assert f"reaches {ious} against that mask, where the paper reports {papers} (quoted; Δ {signed(views)} " \
+           "points)" in ch6
+    assert f"score {span}" in ch6
+
+    ch10 = _prose("notebooks/10_discussion.ipynb", "10-04")
+    assert f"at {_and([str(n) for n in close])} views ({_and([pct(otsu[n]['iou']) for n in close])}; the paper " \
+           f"{_and([pct(otsu[n]['paper_iou']) for n in close])})" in ch10
+    assert "(" + _and([f"{pct(otsu[n]['iou'])} at {n}" + (" views" if i == 0 else "") for i, n in enumerate(few)]) \
+           + f", where the paper has {_and([pct(otsu[n]['paper_iou']) for n in few])})" in ch10
+
+    limitations = _prose("book/limitations.md")
+    assert f"comes within {within(close)} points of the paper at {_and([str(n) for n in close])} views" in limitations
+    assert f"Δ {signed(few)} points" in limitations
+
+
 def test_recipes_write_newer_settings_only_when_set():
     from angio.study import StudySettings
 
