@@ -77,6 +77,8 @@ def _train_recipe(args) -> int:
         raise InputError(f"--max-epochs must be a positive number of epochs, got {args.max_epochs}")
     if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
         raise InputError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+    if args.continue_shipped:
+        print(f"continuing {zoo.continuable_run(args.recipe, results_dir=args.results)}")
     trained = zoo.train_recipe(args.recipe, results_dir=args.results, progress=True,
                                max_epochs=args.max_epochs, time_budget_s=args.time_budget)
     print(f"trained {args.recipe}: selected epoch {trained.epoch} ({trained.checkpoint})")
@@ -249,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="with --recipe: start no epoch that would end after this many seconds (building the "
                    "data included); the run stays resumable")
+    p.add_argument("--continue-shipped", action="store_true",
+                   help="with --recipe: continue the shipped entry when no run of it is under --results (the run "
+                   "is rebuilt from the zoo's weights and record; Adam moments restart)")
     p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
 

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import angio
-from angio.atomic import atomic_write_text
+from angio.atomic import TEMP_SUFFIX, atomic_write_text
 from angio.errors import InputError
 from angio.pipeline import VolumeSpec
 from angio.study import (
@@ -65,14 +65,15 @@ from angio.study import (
     validation_dataset,
 )
 from angio.train import export_checkpoint, fit, load_checkpoint
-from angio.train.checkpoint import read_history, resumable_from_export
+from angio.train.checkpoint import read_history, resumable_from_export, write_logs
 from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "MIRROR_MODELS", "default_model", "ZOO_DIR",
            "train_recipe", "publish", "entries", "load_entry",
            "check_entry", "ZooEntry", "DEFAULT_SPEC", "TARGETS", "evaluate_entry", "robustness_table",
            "target_status", "sha256", "retrain", "retrain_order", "ZOO_UNET", "GPU_RUNS", "gpu_runs",
-           "side_by_side", "PAPER_VIEWS", "RULE_FIELDS", "recipe_changes"]
+           "side_by_side", "PAPER_VIEWS", "RULE_FIELDS", "recipe_changes", "reopen_run", "reopen_shipped",
+           "continuable_run"]
 
 ZOO_DIR = Path(__file__).resolve().parent / "_data" / "zoo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -462,6 +463,82 @@ def reopen_run(name: str, *, results_dir: str | os.PathLike = "results") -> Path
     run_dir = Path(results_dir) / "zoo" / name
     return resumable_from_export(run_dir / "best.pt", run_dir / "last.pt",
                                  notes=read_history(run_dir).get("notes", []))
+
+
+def reopen_shipped(name: str, *, results_dir: str | os.PathLike = "results",
+                   folder: str | os.PathLike | None = None) -> Path:
+    """Rebuild the run of shipped entry ``name`` from the zoo, so that training continues it.
+
+    For a machine that has the zoo but not the run (``results/`` is not kept between
+    sessions, and a lent GPU keeps nothing): writes ``<results_dir>/zoo/<name>/`` with the
+    entry's weights (sha256 checked against its record) as ``best.pt``, its record's
+    training sessions as ``sessions.json`` and, for a fine-tune, the weights it started from
+    as ``init.json``; then, as :func:`reopen_run`, a ``last.pt`` from ``best.pt`` (Adam
+    moments restart; the history gets a note). :func:`train_recipe` then continues after
+    the shipped epoch, and :func:`publish` writes a record whose sessions list the earlier
+    ones first. Epochs a run trained after its selected one are not in the shipped
+    checkpoint: the continuation starts from the selected epoch.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RECIPES` with a shipped entry.
+    results_dir : path-like
+        Root of the run folder to write.
+    folder : path-like, optional
+        Zoo folder holding the entry (default :data:`ZOO_DIR`).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``last.pt`` written.
+
+    Raises
+    ------
+    angio.InputError
+        No such recipe or entry, or the weights do not match their record.
+    FileExistsError
+        The run folder already holds a run (resume it, or :func:`reopen_run` it).
+    """
+    _recipe(name)
+    _, entry = load_entry(name, folder=folder)  # checks the sha256 against the record
+    run_dir = Path(results_dir) / "zoo" / name
+    held = [f for f in ("last.pt", "best.pt") if (run_dir / f).exists()]
+    if held:
+        raise FileExistsError(f"{run_dir} holds a run already ({', '.join(held)}): resume it, or reopen_run it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".best.pt{TEMP_SUFFIX}"
+    shutil.copyfile(entry.checkpoint, tmp)
+    os.replace(tmp, run_dir / "best.pt")
+    training = entry.record["training"]
+    if training.get("sessions"):
+        atomic_write_text(run_dir / "sessions.json", json.dumps(training["sessions"], indent=1))
+    if training.get("initialised_from"):
+        atomic_write_text(run_dir / "init.json", json.dumps(training["initialised_from"], indent=1))
+    notes = [*training.get("notes", []),
+             f"run rebuilt from the shipped zoo entry (sha256 {entry.record['sha256'][:12]})"]
+    last = resumable_from_export(run_dir / "best.pt", run_dir / "last.pt", notes=notes)
+    _, _, info = load_checkpoint(last)
+    write_logs(run_dir, info["history"])
+    return last
+
+
+def continuable_run(name: str, *, results_dir: str | os.PathLike = "results",
+                    folder: str | os.PathLike | None = None) -> Path:
+    """Make recipe ``name`` continuable from where it stands; returns the run's ``last.pt``.
+
+    A run with ``last.pt`` is left as it is (training resumes it); one with only
+    ``best.pt`` (a run that came back from a lent GPU) is reopened with :func:`reopen_run`;
+    with no run at all, the shipped entry is rebuilt into one with :func:`reopen_shipped`.
+    ``angio train --recipe NAME --continue-shipped`` and ``scripts/train_zoo_gpu.py
+    --continue-shipped`` call this before training.
+    """
+    run_dir = Path(results_dir) / "zoo" / name
+    if (run_dir / "last.pt").exists():
+        return run_dir / "last.pt"
+    if (run_dir / "best.pt").exists():
+        return reopen_run(name, results_dir=results_dir)
+    return reopen_shipped(name, results_dir=results_dir, folder=folder)
 
 
 def _sessions(run_dir: Path) -> list[dict[str, Any]] | None:

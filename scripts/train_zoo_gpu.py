@@ -25,6 +25,7 @@ Usage::
 
     python scripts/train_zoo_gpu.py unet-biplane unet-3view --deadline-s 480 --out "$OUT"
     python scripts/train_zoo_gpu.py unet-biplane --smoke --out /tmp/smoke   # tiny, CPU
+    python scripts/train_zoo_gpu.py paper-dae-90v --continue-shipped --deadline-s 480  # more epochs
     python scripts/train_zoo_gpu.py --unpack gpu-out/zoo-runs.tgz            # back on the CPU
 """
 
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="processes that build volumes (default: the CPUs this process may use)")
     ap.add_argument("--smoke", action="store_true", help="tiny CPU-sized recipes, to try the script")
+    ap.add_argument("--continue-shipped", action="store_true",
+                    help="continue each recipe's shipped entry where no run of it is under --results "
+                    "(angio.zoo.continuable_run)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -244,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in zoo.RECIPES]
     if unknown:
         ap.error(f"unknown recipes {unknown}; available: {', '.join(sorted(zoo.RECIPES))}")
+    if args.continue_shipped:
+        for name in args.names:
+            print(f"continuing {zoo.continuable_run(name, results_dir=args.results)}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     packs = Path(args.results) / "packs"

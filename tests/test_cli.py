@@ -507,8 +507,12 @@ def test_train_recipe_passes_its_bounds_and_publishes(monkeypatch, capsys, tmp_p
     assert cli.main(["train", "--recipe", "unet-3view", "--time-budget", "60", "--max-epochs", "5",
                      "--results", "r"]) == 0
     assert cli.main(["train", "--recipe", "unet-3view", "--no-publish"]) == 0
+    monkeypatch.setattr(zoo, "continuable_run", lambda name, *, results_dir: calls.append(("continue", name))
+                        or tmp_path / "last.pt")
+    assert cli.main(["train", "--recipe", "unet-3view", "--no-publish", "--continue-shipped"]) == 0
     assert calls == [("train", "unet-3view", "r", 5, 60.0), ("publish", "unet-3view"),
-                     ("train", "unet-3view", "results", None, None)]
+                     ("train", "unet-3view", "results", None, None),
+                     ("continue", "unet-3view"), ("train", "unet-3view", "results", None, None)]
     assert "selected epoch 3" in capsys.readouterr().out
 
 

@@ -452,24 +452,37 @@ def test_fit_never_writes_best_before_select_from_and_resumes_under_a_new_stoppi
     resumed = fit(tiny_config(str(tmp_path), epochs=4, lr=1e-2, select="iou", metrics=("iou",), select_from=2,
                               patience=None), train, val, resume=True, progress=False)
     assert len(resumed["epochs"]) == 4
-    with pytest.raises(InputError, match="select_from: 2 -> 0"):
-        fit(tiny_config(str(tmp_path), epochs=5, lr=1e-2, select="iou", metrics=("iou",)), train, val,
-            resume=True, progress=False)
+    # select_from may change only where the recorded epochs give the same best epoch under it
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    best = payload["history"]["best_epoch"]
+    assert best >= 2
+    for early, refused in ((1.0, True), (-1.0, False)):  # an early epoch that beats best.pt, or none does
+        payload["history"]["epochs"][0]["val_iou"], payload["history"]["epochs"][1]["val_iou"] = early, -1.0
+        torch.save(payload, tmp_path / "last.pt")
+        again = tiny_config(str(tmp_path), epochs=5, lr=1e-2, select="iou", metrics=("iou",))  # select_from 0
+        if refused:
+            with pytest.raises(InputError, match="select_from: 2 -> 0"):
+                fit(again, train, val, resume=True, progress=False)
+        else:
+            history = fit(again, train, val, resume=True, progress=False)
+            assert len(history["epochs"]) == 5 and history["best_epoch"] >= best
 
 
 def test_a_checkpoint_older_than_the_stopping_fields_resumes(tmp_path):
-    train = BlobDataset(2)
-    fit(tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1), train, progress=False)
+    train, val = BlobDataset(2), BlobDataset(1, seed=1)
+    fit(tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=1), train, val, progress=False)
     payload = torch.load(tmp_path / "last.pt", weights_only=True)
     for key in ("patience_watch", "select_from"):
         del payload["config"][key]  # as written before these fields existed
     torch.save(payload, tmp_path / "last.pt")
-    history = fit(tiny_config(str(tmp_path), epochs=2, max_steps_per_epoch=1), train, resume=True, progress=False)
-    assert [r["epoch"] for r in history["epochs"]] == [0, 1]
-    # ... and one that differs from the defaults it was trained with is still refused
+    history = fit(tiny_config(str(tmp_path), epochs=2, max_steps_per_epoch=1), train, val, resume=True,
+                  progress=False)
+    assert [r["epoch"] for r in history["epochs"]] == [0, 1] and history["best_epoch"] is not None
+    # ... and one that differs from the defaults it was trained with is still refused (it would
+    # not select the epoch in best.pt)
     with pytest.raises(InputError, match="select_from"):
-        fit(tiny_config(str(tmp_path), epochs=3, max_steps_per_epoch=1, select_from=1), train, resume=True,
-            progress=False)
+        fit(tiny_config(str(tmp_path), epochs=3, max_steps_per_epoch=1, select_from=history["best_epoch"] + 1),
+            train, val, resume=True, progress=False)
 
 
 def test_select_needs_its_metric():

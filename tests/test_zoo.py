@@ -53,6 +53,41 @@ def test_resident_batched_recipe_and_time_budget(tmp_path, tiny_recipe, monkeypa
     assert session["stopped_by_budget"] and session["data_s"] >= 0
 
 
+def test_a_shipped_entry_reopens_as_a_run_that_training_continues(tmp_path, tiny_recipe, monkeypatch):
+    # a machine with the zoo but not the run: the entry becomes a run again, and publish keeps its history
+    monkeypatch.setitem(zoo.RECIPES, "tiny", replace(tiny_recipe, patience=5))
+    first, out = tmp_path / "first", tmp_path / "zoo"
+    zoo.train_recipe("tiny", results_dir=first, progress=False, max_epochs=2)
+    shipped = json.loads(zoo.publish("tiny", results_dir=first, out_dir=out, log=lambda s: None).read_text())
+    selected = shipped["training"]["selected_epoch"]
+    results = tmp_path / "elsewhere"
+    last = zoo.reopen_shipped("tiny", results_dir=results, folder=out)
+    run = results / "zoo" / "tiny"
+    assert last == run / "last.pt" and (run / "best.pt").read_bytes() == (out / "tiny.pt").read_bytes()
+    assert json.loads((run / "sessions.json").read_text()) == shipped["training"]["sessions"]
+    assert len(json.loads((run / "history.json").read_text())["epochs"]) == selected + 1
+    with pytest.raises(FileExistsError, match="holds a run"):
+        zoo.reopen_shipped("tiny", results_dir=results, folder=out)
+    trained = zoo.train_recipe("tiny", results_dir=results, progress=False, max_epochs=3)
+    rows = trained.history["epochs"]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]  # continued after the shipped epoch, up to max_epochs
+    assert rows[: selected + 1] == shipped["training"]["curve"][: selected + 1]  # the shipped epochs, kept
+    record = json.loads(zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None).read_text())
+    sessions = record["training"]["sessions"]
+    assert sessions[:-1] == shipped["training"]["sessions"] and sessions[-1]["first_epoch"] == selected + 1
+    assert any("rebuilt from the shipped zoo entry" in n for n in record["training"]["notes"])
+    with pytest.raises(angio.InputError, match="no zoo entry"):
+        zoo.reopen_shipped("tiny", results_dir=tmp_path / "none", folder=tmp_path / "empty")
+    # continuable_run: a run with last.pt as it is; one with only best.pt reopened; none rebuilt from the zoo
+    before = (run / "last.pt").read_bytes()
+    assert zoo.continuable_run("tiny", results_dir=results, folder=out) == run / "last.pt"
+    assert (run / "last.pt").read_bytes() == before
+    (run / "last.pt").unlink()
+    assert zoo.continuable_run("tiny", results_dir=results, folder=out).exists()
+    fresh = zoo.continuable_run("tiny", results_dir=tmp_path / "third", folder=out)
+    assert (fresh.parent / "best.pt").read_bytes() == (out / "tiny.pt").read_bytes()
+
+
 def test_gpu_runs_compare_recipes_at_equal_time_and_steps(tmp_path):
     def run(steps_dice, epochs_first):
         curve = [{"epoch": i, "global_step": st, "val_dice": d} for i, (st, d) in enumerate(steps_dice)]

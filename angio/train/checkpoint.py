@@ -253,7 +253,7 @@ def resume_payload(
                 )
             if resume and last.exists():
                 result = read_checkpoint(last)
-                _check_resumable(result["config"], config, last)
+                _check_resumable(result["config"], config, last, result.get("history"))
         except Exception as exc:  # re-raised below, on every rank
             result = exc
     result = broadcast_from_main(result, info, device)  # other nodes may not share the file system
@@ -262,19 +262,38 @@ def resume_payload(
     return result
 
 
-def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path,
+                     history: Mapping[str, Any] | None = None) -> None:
     current = config.to_dict()
     # a checkpoint written before a field existed was trained with the field's default
     saved = {**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved}
     changed = sorted(
         k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
     )
+    if changed == ["select_from"] and history is not None and _same_selection(history, config):
+        return
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise InputError(
             f"cannot resume {path}: the config differs in fields that change the training ({detail}). "
             f"Only {sorted(RESUMABLE_CHANGES)} may change on resume; delete {path.parent} to start over."
         )
+
+
+def _same_selection(history: Mapping[str, Any], config: TrainConfig) -> bool:
+    """Whether ``config``'s selection rule picks, from the recorded epochs, the epoch of ``best.pt``.
+
+    ``select_from`` may then change on resume: the weights on disk are the ones the new rule
+    would have kept (e.g. a run selected from epoch 0 whose best epoch is past the new
+    ``select_from``), so the resumed run is the one trained under the new rule from the start.
+    """
+    from angio.train.loop import replay_rule  # the loop imports this module
+
+    rows = history.get("epochs") or []
+    if not rows:
+        return False
+    picked = replay_rule(rows, select=config.select, patience=None, select_from=config.select_from)["best_epoch"]
+    return picked == history.get("best_epoch")
 
 
 def restore_state(state: TrainState, payload: Mapping[str, Any]) -> None:

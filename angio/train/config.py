@@ -35,7 +35,8 @@ RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "device", "num_workers", "va
 # schedule, so a run resumed with milestones later than its last epoch is the same run as one
 # trained with those milestones from the start. The stopping rule (patience, patience_watch) may change
 # too: it decides only when the run ends, never what an epoch computes. The selection rule (select,
-# select_from) may not: best.pt on disk was chosen by it.
+# select_from) may not, since best.pt on disk was chosen by it; the one exception is a select_from
+# under which the recorded epochs give the same best epoch (checked on resume from the history).
 
 
 @dataclass
@@ -108,7 +109,9 @@ class TrainConfig:
         ``patience`` (so no run stops before epoch ``select_from + patience``). 0 (the
         default): every epoch. A guard against shipping an epoch whose metric is an
         artifact of an untrained network (e.g. a near-constant output that overlaps a large
-        target); a run that ends before ``select_from`` has no ``best.pt``.
+        target); a run that ends before ``select_from`` has no ``best.pt``. It may change
+        on resume only when, over the epochs recorded, the new value selects the epoch
+        already in ``best.pt``.
     metrics
         Validation metrics, a subset of ``("iou", "dice", "mse", "mae", "accuracy", "cldice")``.
     seed
