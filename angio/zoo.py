@@ -274,11 +274,18 @@ def _paper_recipe(n_views: int, modality: str, target: str = "otsu") -> Recipe:
     # were made with; the windowed ones are trained wherever a session has time (their records
     # name the hardware)
     where = " (trained on a GPU)" if target == "otsu" else ""
+    if f"{prefix}-{n_views}v" in CONTINUED_ON_CPU:
+        where = " (trained on a GPU, continued on two CPU threads)"
     return Recipe(f"{prefix}-{n_views}v",
                   f"the paper's autoencoder on the sum back-projection of {n_views} views of {setting}, "
                   f"{truth}, the paper's hyper-parameters, whole 192^3 volumes{where}",
                   Experiment("dae", n_views, target=target), _paper_settings(modality), select="iou", patience=10,
                   patience_watch=("loss",), select_from=10, val_every=1)
+
+
+#: GPU-trained paper entries continued on the CPU from their shipped weights (``--continue-shipped``);
+#: their descriptions say so, their records list every session.
+CONTINUED_ON_CPU = frozenset({"paper-dae-90v"})
 
 
 #: Vessels-only view counts whose paper recipe starts from the shipped 5-view autoencoder.
