@@ -597,6 +597,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
     training run's, go into the record. Returns the record's path.
     """
     recipe = _recipe(name)
+    commit = _git_commit()  # before the weights are written: replacing a shipped file would read as "+dirty"
     settings = recipe.run_settings(results_dir)
     run_dir = Path(results_dir) / "zoo" / name
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
@@ -647,7 +648,7 @@ def publish(name: str, *, results_dir: str | os.PathLike = "results", out_dir: s
         },
         "test": {"cases": test, "rows": rows, "eval_wall_s": eval_s, "evaluated_on": _hardware()},
         "weights_dtype": "float16" if recipe.fp16 else "float32",
-        "commit": _git_commit(),
+        "commit": commit,
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "file": pt.name,
         "sha256": sha256(pt),

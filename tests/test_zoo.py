@@ -41,6 +41,15 @@ def test_recipe_trains_publishes_and_reloads(tmp_path, tiny_recipe):
     assert [s["first_epoch"] for s in sessions] == [0, len(rows)]
 
 
+def test_publish_stamps_the_commit_before_it_replaces_the_weights(tmp_path, tiny_recipe, monkeypatch):
+    # republishing a tracked entry modifies it: a stamp read afterwards would always say "+dirty"
+    results, out = tmp_path / "results", tmp_path / "zoo"
+    zoo.train_recipe("tiny", results_dir=results, progress=False, max_epochs=1)
+    monkeypatch.setattr(zoo, "_git_commit", lambda: "dirty" if (out / "tiny.pt").exists() else "clean")
+    assert json.loads(zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None).read_text())[
+        "commit"] == "clean"
+
+
 def test_resident_batched_recipe_and_time_budget(tmp_path, tiny_recipe, monkeypatch):
     # the GPU recipes' data path, at a tiny size: several samples per case, batches, inputs kept in memory
     settings = replace(tiny_recipe.settings, batch_size=2, samples_per_volume=2, resident=True, epochs=4)
