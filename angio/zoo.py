@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import angio
-from angio.atomic import TEMP_SUFFIX, atomic_write_text
+from angio.atomic import atomic_path, atomic_write_text
 from angio.errors import InputError
 from angio.pipeline import VolumeSpec
 from angio.study import (
@@ -65,7 +65,7 @@ from angio.study import (
     validation_dataset,
 )
 from angio.train import export_checkpoint, fit, load_checkpoint
-from angio.train.checkpoint import read_history, resumable_from_export, write_logs
+from angio.train.checkpoint import read_history, resumable_from_export
 from angio.train.loop import patience_exhausted
 
 __all__ = ["Recipe", "RECIPES", "DEFAULT_MODELS", "CONE_MODELS", "MIRROR_MODELS", "default_model", "ZOO_DIR",
@@ -508,15 +508,13 @@ def reopen_shipped(name: str, *, results_dir: str | os.PathLike = "results",
         The run folder already holds a run (resume it, or :func:`reopen_run` it).
     """
     _recipe(name)
-    _, entry = load_entry(name, folder=folder)  # checks the sha256 against the record
+    entry = _verified_entry(name, folder)
     run_dir = Path(results_dir) / "zoo" / name
     held = [f for f in ("last.pt", "best.pt") if (run_dir / f).exists()]
     if held:
         raise FileExistsError(f"{run_dir} holds a run already ({', '.join(held)}): resume it, or reopen_run it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".best.pt{TEMP_SUFFIX}"
-    shutil.copyfile(entry.checkpoint, tmp)
-    os.replace(tmp, run_dir / "best.pt")
+    with atomic_path(run_dir / "best.pt") as tmp:
+        shutil.copyfile(entry.checkpoint, tmp)
     training = entry.record["training"]
     if training.get("sessions"):
         atomic_write_text(run_dir / "sessions.json", json.dumps(training["sessions"], indent=1))
@@ -524,10 +522,7 @@ def reopen_shipped(name: str, *, results_dir: str | os.PathLike = "results",
         atomic_write_text(run_dir / "init.json", json.dumps(training["initialised_from"], indent=1))
     notes = [*training.get("notes", []),
              f"run rebuilt from the shipped zoo entry (sha256 {entry.record['sha256'][:12]})"]
-    last = resumable_from_export(run_dir / "best.pt", run_dir / "last.pt", notes=notes)
-    _, _, info = load_checkpoint(last)
-    write_logs(run_dir, info["history"])
-    return last
+    return resumable_from_export(run_dir / "best.pt", run_dir / "last.pt", notes=notes)
 
 
 def continuable_run(name: str, *, results_dir: str | os.PathLike = "results",
@@ -851,6 +846,13 @@ def load_entry(name: str, *, folder: str | os.PathLike | None = None, verify: bo
 
     The weights are converted to float32 for inference.
     """
+    entry = _verified_entry(name, folder, verify)
+    model, _, _ = load_checkpoint(entry.checkpoint)
+    return model.float(), entry
+
+
+def _verified_entry(name: str, folder: str | os.PathLike | None, verify: bool = True) -> ZooEntry:
+    """The shipped entry ``name``; with ``verify`` its file's sha256 is checked against its record."""
     found = entries(folder)
     if name not in found:
         raise InputError(f"no zoo entry {name!r}; shipped: {', '.join(sorted(found)) or 'none'}")
@@ -860,8 +862,7 @@ def load_entry(name: str, *, folder: str | os.PathLike | None = None, verify: bo
         if digest != entry.record["sha256"]:
             raise InputError(f"{entry.checkpoint}: sha256 {digest[:12]}... does not match its record "
                              f"({entry.record['sha256'][:12]}...); the file is corrupt or was replaced")
-    model, _, _ = load_checkpoint(entry.checkpoint)
-    return model.float(), entry
+    return entry
 
 
 def check_entry(name: str, case: str | None = None, *, results_dir: str | os.PathLike | None = None,

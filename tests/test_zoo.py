@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 import angio
 from angio import zoo
@@ -93,6 +94,9 @@ def test_a_shipped_entry_reopens_as_a_run_that_training_continues(tmp_path, tiny
     assert (run / "last.pt").read_bytes() == before
     (run / "last.pt").unlink()
     assert zoo.continuable_run("tiny", results_dir=results, folder=out).exists()
+    # the reopened run's history.json ends at best.pt's epoch, where training goes on from
+    reopened = json.loads((run / "history.json").read_text())["epochs"]
+    assert len(reopened) == torch.load(run / "best.pt", weights_only=True)["epoch"] + 1
     fresh = zoo.continuable_run("tiny", results_dir=tmp_path / "third", folder=out)
     assert (fresh.parent / "best.pt").read_bytes() == (out / "tiny.pt").read_bytes()
 

@@ -202,6 +202,8 @@ def resumable_from_export(src: str | os.PathLike, dst: str | os.PathLike, *, not
         A checkpoint of :func:`~angio.train.fit` (``best.pt``, exported or not).
     dst : path-like
         The ``last.pt`` to write; refused when it exists (it would be a run to resume as is).
+        The ``history.json`` and ``log.csv`` beside it are rewritten to its history, so that
+        they end at ``src``'s epoch as the continuation does.
     notes : list of str, optional
         Notes to keep before the new one (default: those in ``src``'s history), e.g. the
         run's ``history.json`` notes when they were written after ``src``.
@@ -232,6 +234,7 @@ def resumable_from_export(src: str | os.PathLike, dst: str | os.PathLike, *, not
     state.history["notes"] = [*kept, f"resumed after epoch {info['epoch']} from the exported weights of "
                               f"{Path(src).name} ({info.get('weights_dtype', 'float32')}); Adam moments restarted"]
     save_checkpoint(dst, checkpoint_payload(state, config))
+    write_logs(dst.parent, state.history)  # the run's history.json and log.csv now end where dst does
     return dst
 
 
@@ -270,8 +273,8 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path,
     changed = sorted(
         k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
     )
-    if changed == ["select_from"] and history is not None and _same_selection(history, config):
-        return
+    if "select_from" in changed and history is not None and _same_selection(history, config):
+        changed.remove("select_from")
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise InputError(
