@@ -404,6 +404,56 @@ def test_entries_filter_by_network():
     assert all(name.startswith("paper-") for name in daes)
 
 
+def test_session_rows_follow_each_records_sessions():
+    from angio.study import zoo_tables
+
+    shipped = zoo.entries()
+    rows = zoo_tables.session_rows(shipped)
+    assert {r["entry"] for r in rows} == set(shipped)
+    for name, e in shipped.items():
+        t = e.record["training"]
+        mine = [r for r in rows if r["entry"] == name]
+        assert [r["session"] for r in mine] == list(range(1, len(mine) + 1))
+        assert sum(r["minutes"] for r in mine) == pytest.approx(
+            sum(s["wall_s"] for s in t.get("sessions") or [{"wall_s": t["wall_time_s"]}]) / 60)
+        assert mine[-1]["epochs"].endswith(f"–{t['epochs_run']}")
+        for before, after in zip(mine, mine[1:]):  # each session starts at or before where the last one ended
+            assert int(after["epochs"].split("–")[0]) - 1 <= int(before["epochs"].split("–")[1])
+        curve = {c["epoch"]: c["val_iou"] for c in t["curve"]}
+        assert mine[-1]["val_iou_end"] == curve[t["epochs_run"] - 1]
+        assert all(r["val_iou_best"] is None or r["val_iou_best"] >= (r["val_iou_end"] or 0) for r in mine)
+    continued = {r["entry"] for r in zoo_tables.session_rows(shipped, continued_only=True)}
+    assert "paper-dae-90v" in continued  # GPU sessions, then two CPU threads
+    for name in continued:
+        machines = {r["machine"] for r in rows if r["entry"] == name}
+        assert any(", " in m and "threads" in m for m in machines) and any("threads" not in m for m in machines)
+
+
+def test_session_rows_of_a_synthetic_record():
+    from types import SimpleNamespace
+
+    from angio.study import zoo_tables
+
+    gpu = {"cuda": "GPU X", "cpu": "host", "threads": 16}
+    cpu = {"cuda": None, "cpu": "CPU Y", "threads": 2}
+    curve = [{"epoch": k, "val_iou": v} for k, v in enumerate([0.1, 0.3, 0.2, 0.4, 0.5])]
+
+    def entry(training):
+        return SimpleNamespace(record={"training": training}, experiment=SimpleNamespace(n_views=5))
+
+    both = entry({"epochs_run": 5, "wall_time_s": 600.0, "hardware": cpu, "curve": curve, "sessions": [
+        {"hardware": gpu, "first_epoch": 0, "epochs_after": 3, "wall_s": 120.0},
+        {"hardware": cpu, "first_epoch": 2, "epochs_after": 5, "wall_s": 480.0}]})
+    old = entry({"epochs_run": 5, "wall_time_s": 300.0, "hardware": gpu, "curve": curve})
+    rows = zoo_tables.session_rows({"both": both, "old": old})
+    assert [(r["entry"], r["machine"], r["epochs"], r["n_epochs"]) for r in rows] == [
+        ("both", "GPU X", "1–3", 3), ("both", "CPU Y, 2 threads", "3–5", 3), ("old", "GPU X", "1–5", 5)]
+    assert [r["minutes"] for r in rows] == [2.0, 8.0, 5.0]
+    assert [(r["val_iou_end"], r["val_iou_best"]) for r in rows] == [(0.2, 0.3), (0.5, 0.5), (0.5, 0.5)]
+    assert [r["entry"] for r in zoo_tables.session_rows({"both": both, "old": old}, continued_only=True)] == [
+        "both", "both"]
+
+
 def test_training_rows_read_each_record():
     from angio.study import zoo_tables
 

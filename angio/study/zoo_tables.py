@@ -16,8 +16,8 @@ from typing import Any
 from angio import paper
 from angio.study.tables import mean_table
 
-__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "stopping_rows", "record_rows", "table1", "table2",
-           "iou_margin", "mirror_gain"]
+__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "session_rows", "stopping_rows", "record_rows",
+           "table1", "table2", "iou_margin", "mirror_gain"]
 
 #: How the book names the volume presets of the paper's entries.
 SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull",
@@ -68,6 +68,69 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
             "start": _start(t),
             "sha256": e.record["sha256"][:12],
         })
+    return out
+
+
+def _machine(hardware: Mapping[str, Any]) -> str:
+    """A session's machine as the book names it: the GPU's name, else the CPU's and its threads."""
+    if hardware.get("cuda"):
+        return str(hardware["cuda"])
+    threads = hardware.get("threads")
+    return f"{hardware.get('cpu', 'CPU')}, {threads} threads" if threads else str(hardware.get("cpu", "CPU"))
+
+
+def session_rows(shipped: Mapping[str, Any], *, continued_only: bool = False) -> list[dict]:
+    """Each training session of each shipped entry: where it ran, how long, how far it got.
+
+    A run interrupted by a time budget and resumed (on the same machine, or continued from
+    its shipped weights on another with ``angio train --recipe NAME --continue-shipped``)
+    records one session per start (``training.sessions``). Records written before sessions
+    were recorded count as one session on the record's hardware.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Entries (see :func:`angio.zoo.entries`).
+    continued_only : bool, optional
+        Keep only entries whose sessions ran on more than one kind of machine (e.g. a GPU
+        run continued on the CPU).
+
+    Returns
+    -------
+    list of dict
+        One row per (entry, session), epochs counted from 1: ``entry``, ``views``,
+        ``session`` (from 1), ``machine`` (the GPU's name, else the CPU's and its thread
+        count), ``epochs`` (``"first–last"`` trained in the session), ``n_epochs``,
+        ``minutes`` (the session's wall time, data building included), ``val_iou_end`` (the
+        validation IoU after the session's last recorded epoch) and ``val_iou_best`` (the
+        best in the session; ``None`` where the curve has no validation there). Epochs a
+        session trained after the shipped one are not in the next session's starting point
+        (it restarts from the shipped weights), and a record's curve keeps only the epochs
+        that led to the shipped weights.
+    """
+    out = []
+    for name, e in shipped.items():
+        t = e.record["training"]
+        sessions = t.get("sessions") or [{"hardware": t["hardware"], "first_epoch": 0,
+                                          "epochs_after": t["epochs_run"], "wall_s": t["wall_time_s"]}]
+        if continued_only and len({_machine(s["hardware"]).split(",")[0] for s in sessions}) < 2:
+            continue
+        curve = {r["epoch"]: r for r in t["curve"]}
+        for i, s in enumerate(sessions):
+            first, after = int(s["first_epoch"]), int(s["epochs_after"])
+            ious = [curve[k]["val_iou"] for k in range(first, after) if curve.get(k, {}).get("val_iou") is not None]
+            last = curve.get(after - 1, {}).get("val_iou")
+            out.append({
+                "entry": name,
+                "views": e.experiment.n_views,
+                "session": i + 1,
+                "machine": _machine(s["hardware"]),
+                "epochs": f"{first + 1}–{after}",
+                "n_epochs": after - first,
+                "minutes": float(s["wall_s"]) / 60,
+                "val_iou_end": last,
+                "val_iou_best": max(ious) if ious else None,
+            })
     return out
 
 
