@@ -548,6 +548,86 @@ def test_windowed_prose_quotes_the_records():
     assert f"Δ {signed(few)} points" in limitations
 
 
+#: Test IoU (%) against Otsu and against the exact mask of the vessels-only entries before
+#: their CPU continuation: the GPU-only records they were continued from (the README's
+#: Table 1 at 5bb3838). A record keeps its sessions, not the metrics it replaced.
+_BEFORE_CPU = {90: ("34.0", "34.3"), 46: ("26.9", "28.6"), 24: ("36.0", "34.8"), 10: ("37.3", "34.8"),
+               5: ("27.2", "23.8")}
+
+
+def test_continued_prose_quotes_the_records():
+    """The hand-written figures of the vessels-only entries continued on the CPU are the records' own.
+
+    README, chapter 6 and the limitations and GPU pages quote, for each entry continued from
+    its GPU weights on two CPU threads, the epochs and minutes of the CPU session, the
+    shipped epoch, and the test IoU before and after; a newly continued entry fails this
+    until every page names it.
+    """
+    from angio.study import zoo_tables
+
+    dae = zoo.entries(model="dae")
+    continued = {r["views"] for r in zoo_tables.session_rows(dae, continued_only=True)
+                 if zoo_tables.setting_of(dae[r["entry"]]) == "rotational"}
+    assert continued and continued <= set(_BEFORE_CPU)
+    views = sorted(continued, reverse=True)
+    otsu = {r["views"]: r for r in zoo_tables.table1(dae, target="otsu", settings=("rotational",))}
+    exact = {r["views"]: r for r in zoo_tables.table1(dae, target="exact", settings=("rotational",))}
+    train = {n: dae[f"paper-dae-{n}v"].record["training"] for n in views}
+    cpu = {}
+    for n in views:
+        (session,) = [s for s in train[n]["sessions"] if not s["hardware"].get("cuda")]
+        cpu[n] = session
+        assert session["epochs_after"] == train[n]["epochs_run"] and not train[n]["stopped_by_patience"]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    one = len(views) == 1
+    label = f"{views[0]}-view one" if one else _and([f"{n}-" for n in views[:-1]] + [f"{views[-1]}-view"]) + " ones"
+    runs = label.replace(" ones", " runs").replace(" one", " run")
+    epochs = _and([str(train[n]["epochs_run"] - cpu[n]["first_epoch"]) for n in views])
+    minutes = _and([f"{cpu[n]['wall_s'] / 60:.0f}" for n in views])
+    ships = _and([f"{train[n]['selected_epoch'] + 1} of {train[n]['epochs_run']}" for n in views])
+    papers = _and([pct(otsu[n]["paper_iou"]) for n in views])
+    took = _and([f"the {n}-view one from {_BEFORE_CPU[n][0]}% to {pct(otsu[n]['iou'])}"
+                 + (" IoU against Otsu" if i == 0 else "") for i, n in enumerate(views)])
+
+    readme = _prose("README.md")
+    assert f"and the {label} {'was' if one else 'were'} continued there from {'its' if one else 'their'} shipped " \
+           f"weights for {epochs} more epochs ({minutes} minutes)." in readme
+    if one:
+        assert f"{epochs} more epochs on two CPU threads took {took} (the paper: {papers}; epoch {ships} ships, " \
+               "ended by the time budget);" in readme
+    else:
+        assert f"more epochs on two CPU threads ({epochs}) took {took} (the paper: {papers}; epochs {ships} ship, " \
+               "each ended by the time budget);" in readme
+
+    ch6 = _prose("notebooks/06_view_sweep.ipynb", "2e250dcd")
+    went = _and([f"from {_BEFORE_CPU[n][0]}% to {pct(otsu[n]['iou'])}" for n in views])
+    vessels = _and([f"from {_BEFORE_CPU[n][1]}% to {pct(exact[n]['iou'])}" for n in views])
+    if one:
+        assert f"The {runs} was then continued from its shipped weights on two CPU threads" in ch6
+        assert f"for {epochs} more epochs ({minutes} minutes, ended by the time budget); epoch {ships} ships, and " \
+               f"its IoU against Otsu went {went} (against the vessels {vessels}), where the paper reports " \
+               f"{papers}." in ch6
+    else:
+        assert f"The {runs} were then continued from their shipped weights on two CPU threads" in ch6
+        assert f"for {epochs} more epochs ({minutes} minutes, each ended by the time budget); epochs {ships} ship, " \
+               f"and their IoU against Otsu went {went} (against the vessels {vessels}), where the paper reports " \
+               f"{papers}." in ch6
+    ch6_intro = _prose("notebooks/06_view_sweep.ipynb", "f9aae61f")
+    at = _and([str(n) for n in views])
+    assert (f"and one continued there (the vessels-only entry at {at} views)" if one else
+            f"continued there (the vessels-only entries at {at} views)") in ch6_intro
+
+    limitations = _prose("book/limitations.md")
+    assert f"(the {label}, continued on the CPU for {epochs} more epochs, {'reaches' if one else 'reach'} " \
+           f"{_and([pct(otsu[n]['iou']) for n in views])} IoU against Otsu, the paper {papers})" in limitations
+    gpu = _prose("book/gpu.md")
+    assert (f"({epochs} more epochs on two CPU threads took {took}, the paper {papers}; chapter 6)" if one else
+            f"(more epochs on two CPU threads took {took}, the paper {papers}; chapter 6)") in gpu
+
+
 def test_recipes_write_newer_settings_only_when_set():
     from angio.study import StudySettings
 
