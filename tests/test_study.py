@@ -212,12 +212,32 @@ def test_headline_comes_from_the_zoo_table(tmp_path):
     # the answer paragraph quotes the measured mean, says the target is not met, and no figure yet
     assert "Dice of 0.60 against the exact mask" in text and "not met yet" in text and "{figure}" not in text
     assert "third view" not in text  # no 3-view row measured: nothing claimed about it
+    assert "Does the paper's Table 1 hold?" in text  # from the shipped records, whatever this build measured
     rows += [dict(r, method="unet-3view", views=3, dice=0.9, cldice=0.8) for r in rows]
     (tmp_path / "metrics" / "zoo.json").write_text(json.dumps({"rows": rows}))
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "headline.png").write_bytes(b"png")
     text = headline_markdown(tmp_path)
     assert text.startswith("```{figure} headline.png") and "raises that to 0.90 (`unet-3view`, +0.30)" in text
+
+
+def test_reproduction_paragraph_splits_the_view_counts_at_the_target():
+    from angio.study.headline import reproduction_paragraph
+
+    otsu = [{"views": 90, "iou": 0.50, "paper_iou": 0.568}, {"views": 10, "iou": 0.30, "paper_iou": 0.522},
+            {"views": 2, "iou": 0.22, "paper_iou": 0.268}, {"views": 7, "iou": 0.9, "paper_iou": None}]
+    exact = [{"views": 90, "iou": 0.45}, {"views": 10, "iou": 0.25}, {"views": 2, "iou": 0.15}]
+    text = reproduction_paragraph(otsu, exact)
+    assert "within 10 IoU points of the paper's cells at 90 and 2 views (50.0% and 22.0% against Otsu, " \
+           "45.0% and 15.0% against the exact vessel mask; the paper 56.8% and 26.8%)" in text
+    assert "but not yet at 10 (30.0%; the paper 52.2%)" in text and "7" not in text.split("Otsu")[0]
+    # a tighter target moves 90 views out; none within says so
+    assert "at 2 views (22.0%" in reproduction_paragraph(otsu, exact, within=0.06)
+    none = reproduction_paragraph(otsu, exact, within=0.01)
+    assert "does not yet come within 1 IoU points" in none and "50.0%, 30.0% and 22.0% at 90, 10 and 2 views" in none
+    # without the exact rows the paragraph says only what it has
+    assert "exact" not in reproduction_paragraph(otsu, [])
+    assert reproduction_paragraph([{"views": 7, "iou": 0.9, "paper_iou": None}], exact) == ""
 
 
 def test_otsu_on_a_head_ct_depends_on_the_window(tmp_path):
