@@ -64,14 +64,17 @@ def _answer(rows: list[dict]) -> str:
     return text + "\n"
 
 
+def _and(items: list[str]) -> str:
+    """``"a, b and c"``: a list as the book's prose writes it."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _pcts(rows: list[dict], key: str) -> str:
-    values = [f"{100 * r[key]:.1f}%" for r in rows]
-    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+    return _and([f"{100 * r[key]:.1f}%" for r in rows])
 
 
 def _views(rows: list[dict]) -> str:
-    values = [str(r["views"]) for r in rows]
-    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+    return _and([str(r["views"]) for r in rows])
 
 
 def reproduction_paragraph(otsu: list[dict], exact: list[dict], *, within: float = 0.10) -> str:

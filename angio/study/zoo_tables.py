@@ -63,7 +63,7 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
             "selected": t["selected_epoch"] + 1,
             "steps": t["optimizer_steps"],
             "hours": t["wall_time_s"] / 3600,
-            "hardware": t["hardware"].get("cuda") or t["hardware"]["cpu"],
+            "hardware": _kind(t["hardware"]),
             "stopped": "patience" if t["stopped_by_patience"] else "time",
             "start": _start(t),
             "sha256": e.record["sha256"][:12],
@@ -71,12 +71,15 @@ def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
     return out
 
 
+def _kind(hardware: Mapping[str, Any]) -> str:
+    """The kind of machine a run used: the GPU's name, else the CPU's."""
+    return str(hardware.get("cuda") or hardware.get("cpu", "CPU"))
+
+
 def _machine(hardware: Mapping[str, Any]) -> str:
-    """A session's machine as the book names it: the GPU's name, else the CPU's and its threads."""
-    if hardware.get("cuda"):
-        return str(hardware["cuda"])
+    """A session's machine as the book names it: :func:`_kind`, with the thread count on a CPU."""
     threads = hardware.get("threads")
-    return f"{hardware.get('cpu', 'CPU')}, {threads} threads" if threads else str(hardware.get("cpu", "CPU"))
+    return f"{_kind(hardware)}, {threads} threads" if threads and not hardware.get("cuda") else _kind(hardware)
 
 
 def session_rows(shipped: Mapping[str, Any], *, continued_only: bool = False) -> list[dict]:
@@ -113,7 +116,7 @@ def session_rows(shipped: Mapping[str, Any], *, continued_only: bool = False) ->
         t = e.record["training"]
         sessions = t.get("sessions") or [{"hardware": t["hardware"], "first_epoch": 0,
                                           "epochs_after": t["epochs_run"], "wall_s": t["wall_time_s"]}]
-        if continued_only and len({_machine(s["hardware"]).split(",")[0] for s in sessions}) < 2:
+        if continued_only and len({_kind(s["hardware"]) for s in sessions}) < 2:
             continue
         curve = {r["epoch"]: r for r in t["curve"]}
         for i, s in enumerate(sessions):
