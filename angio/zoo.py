@@ -51,6 +51,7 @@ import torch
 
 import angio
 from angio.atomic import atomic_path, atomic_write_text
+from angio.device import cpu_has_native_bf16
 from angio.errors import InputError
 from angio.pipeline import VolumeSpec
 from angio.study import (
@@ -421,8 +422,9 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
     on_epoch_end : callable, optional
         Passed to :func:`angio.train.fit` (e.g. to print one line per epoch).
 
-    Every call appends the machine it ran on (CPU, GPU, threads, library versions) and the
-    commit to ``<run>/sessions.json``; :func:`publish` puts that list into the record.
+    Every call appends the machine it ran on (CPU, whether it runs bf16 natively, GPU, threads,
+    library versions) and the commit to ``<run>/sessions.json``; :func:`publish` puts that list
+    into the record.
     """
     recipe = _recipe(name)
     settings = recipe.run_settings(results_dir)
@@ -569,9 +571,10 @@ def _hardware() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0)
-            if torch.cuda.is_available() else None, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "angio": angio.__version__}
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_native_bf16(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "angio": angio.__version__}
 
 
 def sha256(path: str | os.PathLike) -> str:

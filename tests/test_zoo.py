@@ -675,3 +675,18 @@ def test_readme_table1_quotes_the_records():
                          f"{100 * otsu['rotational', n]['iou']:.1f}", f"{100 * exact['rotational', n]['iou']:.1f}",
                          epochs(f"paper-cta-dae-{n}v"), epochs(f"paper-cta-win-dae-{n}v"),
                          epochs(f"paper-dae-{n}v")), n
+
+
+def test_hardware_says_which_precision_the_cpu_trains_in():
+    """A session's machine records whether its CPU runs bf16 natively.
+
+    It is why the same epoch takes about three times longer on one CPU than on another
+    (``"auto"`` precision falls back to fp32 without it).
+    """
+    import torch
+
+    from angio.device import resolve_precision
+
+    hw = zoo._hardware()
+    assert isinstance(hw["cpu_bf16"], bool)
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if hw["cpu_bf16"] else "fp32")
