@@ -286,7 +286,8 @@ def _paper_recipe(n_views: int, modality: str, target: str = "otsu") -> Recipe:
 
 #: GPU-trained paper entries continued on the CPU from their shipped weights (``--continue-shipped``);
 #: their descriptions say so, their records list every session.
-CONTINUED_ON_CPU = frozenset({"paper-dae-90v", "paper-dae-46v", "paper-dae-24v", "paper-dae-10v"})
+CONTINUED_ON_CPU = frozenset({"paper-dae-90v", "paper-dae-46v", "paper-dae-24v", "paper-dae-10v",
+                              "paper-dae-5v"})
 
 
 #: Vessels-only view counts whose paper recipe starts from the shipped 5-view autoencoder.
