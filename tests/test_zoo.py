@@ -214,15 +214,17 @@ def test_paper_recipes_watch_the_loss_and_skip_the_first_epochs_and_the_others_k
             assert not {"patience_watch", "select_from"} & set(recipe.to_dict())  # as their records
 
 
-def test_two_and_three_view_autoencoders_start_from_the_five_view_weights():
+def test_three_view_autoencoder_starts_from_five_views_and_two_view_from_three():
     # the paper's settings otherwise; every epoch may ship, as the weights it starts from are trained
     five = zoo.RECIPES["paper-dae-5v"]
-    for n in zoo.PAPER_CURRICULUM:
+    for n, parent in zip(zoo.PAPER_CURRICULUM, ("paper-dae-5v", "paper-dae-3v"), strict=True):
         r = zoo.RECIPES[f"paper-dae-{n}v"]
-        assert r.init_from == "paper-dae-5v" and r.experiment.n_views == n
+        assert r.init_from == parent and r.experiment.n_views == n and parent in r.description
         assert (r.lr, r.select, r.select_from, r.experiment.target) == (five.lr, "iou", 0, "otsu")
         assert r.settings.spec == five.settings.spec and r.settings.variants == 0
-        assert zoo.retrain_order([r.name, "paper-dae-5v"]).index("paper-dae-5v") == 0
+    # a retrain makes each entry before the one that starts from it, in whatever order it is asked
+    assert zoo.retrain_order(["paper-dae-2v", "paper-dae-3v", "paper-dae-5v"]) == [
+        "paper-dae-5v", "paper-dae-3v", "paper-dae-2v"]
     assert zoo.RECIPES["paper-cta-dae-2v"].init_from is None  # the paper setting trains from scratch
 
 
