@@ -295,9 +295,10 @@ CONTINUED_ON_CPU = frozenset({"paper-dae-90v", "paper-dae-46v", "paper-dae-24v",
 _CURRICULUM_PARENT = {3: 5, 2: 3}
 PAPER_CURRICULUM = tuple(_CURRICULUM_PARENT)
 #: Epochs from which a curriculum run's learning rate is multiplied by 0.1 (the paper states
-#: none: Adam at 1e-3). The 2-view run's validation IoU had its best at epoch 15 and swung
-#: between 0.11 and 0.15 for the seven epochs after it, at a training loss still falling,
-#: so its rate drops from epoch 23 on (decided on the validation curve, not the test trees).
+#: none: Adam at 1e-3); epochs count from 0, as in the run's log. The 2-view run's
+#: validation IoU had its best at epoch 15 and swung between 0.11 and 0.15 for the seven
+#: epochs after it, at a training loss still falling, so its rate drops from epoch 23 on
+#: (decided on the validation curve, not the test trees).
 _CURRICULUM_LR_DROP = {2: (23,)}
 
 

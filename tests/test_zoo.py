@@ -179,6 +179,11 @@ def _made_before_the_rule(record):
     return "select_from" not in record["recipe"]
 
 
+def _curriculum_before_the_rule(record):
+    """Whether a curriculum entry's weights predate the rule that counts its validation loss too."""
+    return record["recipe"]["init_from"] is not None and not record["recipe"].get("patience_watch")
+
+
 def test_shipped_records_keep_the_rule_they_were_trained_with():
     from angio.train.loop import replay_rule
 
@@ -190,6 +195,9 @@ def test_shipped_records_keep_the_rule_they_were_trained_with():
             # first epochs; the weights made before that keep, in their records, the rule they had
             assert changes == {"patience_watch": ([], ["loss"]), "select_from": (0, recipe.select_from)}
             assert "patience_watch" not in rec["recipe"] and "select_from" not in rec["recipe"]
+        elif name.startswith("paper-") and _curriculum_before_the_rule(rec):
+            # the curriculum's patience of 5 on the IoU alone became 10, counting the loss too
+            assert changes == {"patience": (5, recipe.patience), "patience_watch": ([], ["loss"])}
         else:
             assert changes == {}
         # replaying the recorded rule over the recorded curve gives the recorded selection and stop
@@ -209,6 +217,11 @@ def test_paper_recipes_watch_the_loss_and_skip_the_first_epochs_and_the_others_k
         if name.startswith("paper-") and recipe.init_from is None:
             assert config.patience_watch == ("loss",) and config.select_from == recipe.select_from > 0
             assert recipe.to_dict()["select_from"] == recipe.select_from
+        elif name.startswith("paper-"):
+            # the curriculum starts from trained weights, so every epoch may ship; its validation
+            # IoU is as noisy as the runs' from scratch, so a falling loss counts as progress too
+            assert config.patience_watch == ("loss",) and config.select_from == 0
+            assert recipe.to_dict()["patience_watch"] == ["loss"] and "select_from" not in recipe.to_dict()
         else:
             assert config.patience_watch == () and config.select_from == 0
             assert not {"patience_watch", "select_from"} & set(recipe.to_dict())  # as their records
@@ -265,8 +278,9 @@ def test_stopping_rows_read_the_recorded_rule_and_replay_the_current_one():
         assert r["selected"] == t["selected_epoch"] + 1 and r["epochs"] == t["epochs_run"]
         assert r["final_val_loss"] == t["curve"][-1]["val_loss"]
         assert r["start"] == (zoo.RECIPES[name].init_from or "scratch")
-        assert r["rule_changed"] == (name.startswith("paper-") and zoo.RECIPES[name].init_from is None
-                                     and _made_before_the_rule(shipped[name].record))
+        rec = shipped[name].record
+        assert r["rule_changed"] == (name.startswith("paper-") and (
+            (zoo.RECIPES[name].init_from is None and _made_before_the_rule(rec)) or _curriculum_before_the_rule(rec)))
     # the windowed-CTA entries were made under the current rule
     assert not any(r["rule_changed"] for n, r in rows.items() if n.startswith("paper-cta-win-"))
 
