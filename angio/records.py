@@ -8,24 +8,37 @@ all JSON files that a script measures once and the book reads. They share four t
   ``commit`` and ``made`` (UTC time), stamped on every record;
 - :func:`write_record`: the record written atomically (:mod:`angio.atomic`), its folder
   created, so a failed measurement never leaves a half-written file;
+- :func:`git_commit`, :func:`hardware` and :func:`sha256`: the provenance stamped on
+  every record and on the zoo's weights;
 - :func:`read_record`: the record read back with the keys its reader needs, or an
   :class:`~angio.errors.InputError` that names the file and the command that remakes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
+import subprocess
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+import angio
 from angio.atomic import atomic_write_text
+from angio.device import cpu_has_native_bf16
 from angio.errors import InputError
 
-__all__ = ["grid", "provenance", "write_record", "read_record"]
+__all__ = ["grid", "provenance", "write_record", "read_record", "git_commit", "hardware", "sha256"]
+
+#: The checkout the package runs from (its git commit is stamped on records).
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def grid(spec: Any) -> dict[str, Any]:
@@ -38,9 +51,7 @@ def grid(spec: Any) -> dict[str, Any]:
 
 def provenance(started: float) -> dict[str, Any]:
     """``wall_s`` since ``started`` (a :func:`time.perf_counter` value), ``evaluated_on``, ``commit``, ``made``."""
-    from angio.zoo import _git_commit, _hardware
-
-    return {"wall_s": time.perf_counter() - started, "evaluated_on": _hardware(), "commit": _git_commit(),
+    return {"wall_s": time.perf_counter() - started, "evaluated_on": hardware(), "commit": git_commit(),
             "made": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -84,3 +95,40 @@ def read_record(path: str | os.PathLike, keys: Sequence[str], *, missing: str, r
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: {unreadable} ({exc!r}); {remake}") from exc
     return record
+
+
+def git_commit() -> str:
+    """The checkout's commit, ``+dirty`` when tracked files have uncommitted changes (``"unknown"`` outside git)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def hardware() -> dict[str, Any]:
+    """The machine and libraries: CPU model, torch threads, native bf16, GPU name, torch/numpy/python/angio versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_native_bf16(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "angio": angio.__version__}
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -150,7 +150,7 @@ def child(name: str, results_dir: str, deadline: float, smoke: bool) -> None:
     import torch
 
     from angio import zoo
-    from angio.pipeline import VesselDataset
+    from angio.dataset import VesselDataset
 
     VesselDataset.preload = partialmethod(VesselDataset.preload, device=os.environ.get("INPUT_DEVICE", "auto"))
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from angio.pipeline import VesselDataset, VolumeCache, VolumeSpec, build_case, network_input
+from angio.dataset import VesselDataset
+from angio.pipeline import VolumeCache, VolumeSpec, build_case, network_input
 
 SPEC = VolumeSpec(size=32, fov_mm=96.0, center="major")
 

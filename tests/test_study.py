@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from weights import assert_same_state
 
-from angio import metrics, study
+from angio import experiment, metrics, study
 from angio.pipeline import VolumeSpec
 from angio.study import Experiment, StudySettings
 
@@ -29,7 +29,7 @@ def test_split_has_no_leak_and_run_keys_track_what_matters(tmp_path):
     train, val, test = study.study_split(s)
     assert len(test) == 5 and len(val) == 3 and len(train) == 42
     assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
-    key = study.experiments._run_key
+    key = experiment._run_key
     exp = Experiment("dae", 2)
     assert key(exp, s) == key(Experiment("dae", 2), study.settings("cpu", results_dir="/elsewhere"))
     assert key(exp, s) != key(Experiment("dae", 3), s)

@@ -369,7 +369,7 @@ def _curve(iou, loss, validated=None):
 
 
 def test_patience_on_iou_alone_stops_a_run_whose_loss_still_falls_and_watching_the_loss_does_not():
-    from angio.train.loop import replay_rule
+    from angio.train.selection import replay_rule
 
     # the focal-loss autoencoder's early epochs: the loss falls every epoch, IoU at 0.5 is flat
     rows = _curve(iou=[0.012] + [0.0] * 19, loss=[0.2 * 0.8**e for e in range(20)])
@@ -383,7 +383,7 @@ def test_patience_on_iou_alone_stops_a_run_whose_loss_still_falls_and_watching_t
 
 
 def test_patience_stops_after_patience_validations_once_every_watched_quantity_plateaus():
-    from angio.train.loop import replay_rule
+    from angio.train.selection import replay_rule
 
     iou = [0.1, 0.2, 0.3, 0.4] + [0.35] * 10
     loss = [0.5, 0.4, 0.3, 0.2, 0.1] + [0.15] * 9  # the loss's last new best is one epoch later
@@ -401,7 +401,7 @@ def test_patience_stops_after_patience_validations_once_every_watched_quantity_p
 
 
 def test_select_from_keeps_early_epochs_from_being_selected_or_counted():
-    from angio.train.loop import patience_exhausted, replay_rule
+    from angio.train.selection import patience_exhausted, replay_rule
 
     # a near-constant output overlaps a large target: a high IoU at epoch 0 that training never beats
     rows = _curve(iou=[0.27, 0.05, 0.1, 0.12, 0.15, 0.2, 0.18, 0.17, 0.16, 0.15, 0.14, 0.13],
@@ -417,7 +417,7 @@ def test_select_from_keeps_early_epochs_from_being_selected_or_counted():
 
 
 def test_the_default_rule_is_patience_after_the_first_best_epoch():
-    from angio.train.loop import replay_rule
+    from angio.train.selection import replay_rule
 
     rng = np.random.default_rng(0)
     for _ in range(200):

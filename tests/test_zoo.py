@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import angio
-from angio import zoo
+from angio import records, zoo
 
 
 def test_recipe_trains_publishes_and_reloads(tmp_path, tiny_recipe):
@@ -46,7 +46,7 @@ def test_publish_stamps_the_commit_before_it_replaces_the_weights(tmp_path, tiny
     # republishing a tracked entry modifies it: a stamp read afterwards would always say "+dirty"
     results, out = tmp_path / "results", tmp_path / "zoo"
     zoo.train_recipe("tiny", results_dir=results, progress=False, max_epochs=1)
-    monkeypatch.setattr(zoo, "_git_commit", lambda: "dirty" if (out / "tiny.pt").exists() else "clean")
+    monkeypatch.setattr(zoo.runs, "git_commit", lambda: "dirty" if (out / "tiny.pt").exists() else "clean")
     assert json.loads(zoo.publish("tiny", results_dir=results, out_dir=out, log=lambda s: None).read_text())[
         "commit"] == "clean"
 
@@ -185,7 +185,7 @@ def _curriculum_before_the_rule(record):
 
 
 def test_shipped_records_keep_the_rule_they_were_trained_with():
-    from angio.train.loop import replay_rule
+    from angio.train.selection import replay_rule
 
     for name, entry in zoo.entries().items():
         rec, recipe = entry.record, zoo.RECIPES[name]
@@ -212,7 +212,7 @@ def test_shipped_records_keep_the_rule_they_were_trained_with():
 
 def test_paper_recipes_watch_the_loss_and_skip_the_first_epochs_and_the_others_keep_the_classic_rule(tmp_path):
     for name, recipe in zoo.RECIPES.items():
-        config = zoo._config(recipe, recipe.run_settings(tmp_path), tmp_path / name)
+        config = zoo.runs._config(recipe, recipe.run_settings(tmp_path), tmp_path / name)
         assert (config.select, config.patience) == (recipe.select, recipe.patience)
         if name.startswith("paper-") and recipe.init_from is None:
             assert config.patience_watch == ("loss",) and config.select_from == recipe.select_from > 0
@@ -508,8 +508,9 @@ def _prose(path: str, cell: str | None = None) -> str:
 def test_windowed_prose_quotes_the_records():
     """The windowed-CTA figures written by hand in the prose are the records' own.
 
-    README, chapters 6 and 10 and the limitations page quote IoU, the paper's cells, Δ,
-    minutes and shipped epochs; a new or retrained entry fails this until they are updated.
+    The model-zoo page (book/zoo.md), chapters 6 and 10 and the limitations page quote IoU, the
+    paper's cells, Δ, minutes and shipped epochs; a new or retrained entry fails this until they
+    are updated. (The README's tables are generated: tests/test_readme.py.)
     """
     from angio.study import zoo_tables
 
@@ -537,12 +538,12 @@ def test_windowed_prose_quotes_the_records():
     def signed(ns: list[int]) -> str:
         return _and([f"{delta[n]:+.1f}" for n in ns])
 
-    readme = _prose("README.md")
+    page = _prose("book/zoo.md")
     minutes = _and([f"{train[n]['wall_time_s'] / 60:.0f}" for n in views])
-    assert f"session's time budget ended it ({minutes} minutes)" in readme
+    assert f"session's time budget ended it ({minutes} minutes)" in page
     assert f"reaches {ious} (the paper: {papers}): at {_and([str(n) for n in close])} views within " \
-           f"{within(close)} points of the paper's cells" in readme
-    assert f"score {span}" in readme
+           f"{within(close)} points of the paper's cells" in page
+    assert f"score {span}" in page
 
     ch6 = _prose("notebooks/06_view_sweep.ipynb", "2e250dcd")
     ships = _and([f"{train[n]['selected_epoch'] + 1} of {train[n]['epochs_run']} "
@@ -574,9 +575,9 @@ _BEFORE_CPU = {90: ("34.0", "34.3"), 46: ("26.9", "28.6"), 24: ("36.0", "34.8"),
 def test_continued_prose_quotes_the_records():
     """The hand-written figures of the vessels-only entries continued on the CPU are the records' own.
 
-    README, chapter 6 and the limitations and GPU pages quote, for each entry continued from
-    its GPU weights on two CPU threads, the epochs and minutes of the CPU session, the
-    shipped epoch, and the test IoU before and after; a newly continued entry fails this
+    The model-zoo page (book/zoo.md), chapter 6 and the limitations and GPU pages quote, for
+    each entry continued from its GPU weights on two CPU threads, the epochs and minutes of the
+    CPU session, the shipped epoch, and the test IoU before and after; a newly continued entry fails this
     until every page names it.
     """
     from angio.study import zoo_tables
@@ -608,15 +609,15 @@ def test_continued_prose_quotes_the_records():
     took = _and([f"the {n}-view one from {_BEFORE_CPU[n][0]}% to {pct(otsu[n]['iou'])}"
                  + (" IoU against Otsu" if i == 0 else "") for i, n in enumerate(views)])
 
-    readme = _prose("README.md")
+    page = _prose("book/zoo.md")
     assert f"and the {label} {'was' if one else 'were'} continued there from {'its' if one else 'their'} shipped " \
-           f"weights for {epochs} more epochs ({minutes} minutes)." in readme
+           f"weights for {epochs} more epochs ({minutes} minutes)." in page
     if one:
         assert f"{epochs} more epochs on two CPU threads took {took} (the paper: {papers}; epoch {ships} ships, " \
-               "ended by the time budget);" in readme
+               "ended by the time budget);" in page
     else:
         assert f"more epochs on two CPU threads ({epochs}) took {took} (the paper: {papers}; epochs {ships} ship, " \
-               "each ended by the time budget);" in readme
+               "each ended by the time budget);" in page
 
     ch6 = _prose("notebooks/06_view_sweep.ipynb", "2e250dcd")
     went = _and([f"from {_BEFORE_CPU[n][0]}% to {pct(otsu[n]['iou'])}" for n in views])
@@ -662,37 +663,6 @@ def test_recipes_write_newer_settings_only_when_set():
         assert back == recipe.run_settings(back.results_dir)
 
 
-def test_readme_table1_quotes_the_records():
-    import re
-
-    from angio.study import REPO_ROOT, zoo_tables
-
-    text = (REPO_ROOT / "README.md").read_text()
-    section = text[text.index("The paper's autoencoder ships too"):]
-    dae = zoo.entries(model="dae")
-    otsu = {(r["setting"], r["views"]): r for r in zoo_tables.table1(dae, target="otsu")}
-    exact = {(r["setting"], r["views"]): r for r in zoo_tables.table1(dae, target="exact")}
-    # a windowed-CTA recipe without weights shows a dash in its two cells
-    row = re.compile(r"^\| (\d+) \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+%|—) \| ([\d.]+)% \| ([\d.]+)% \| "
-                     r"(\d+ \(\d+\)) / (\d+ \(\d+\)|—) / (\d+ \(\d+\)) \|$", re.M)
-    quoted = {int(m[1]): m.groups()[1:] for m in row.finditer(section)}
-    assert sorted(quoted) == sorted(zoo.PAPER_VIEWS)
-
-    def epochs(name):
-        if name not in dae:
-            return "—"
-        t = dae[name].record["training"]
-        return f"{t['epochs_run']} ({t['selected_epoch'] + 1})"
-
-    for n, cells in quoted.items():
-        win = otsu.get(("cta-window", n))
-        assert cells == (f"{100 * otsu['rotational', n]['paper_iou']:.1f}", f"{100 * otsu['cta', n]['iou']:.1f}",
-                         f"{100 * win['iou']:.1f}%" if win else "—",
-                         f"{100 * otsu['rotational', n]['iou']:.1f}", f"{100 * exact['rotational', n]['iou']:.1f}",
-                         epochs(f"paper-cta-dae-{n}v"), epochs(f"paper-cta-win-dae-{n}v"),
-                         epochs(f"paper-dae-{n}v")), n
-
-
 def test_hardware_says_which_precision_the_cpu_trains_in():
     """A session's machine records whether its CPU runs bf16 natively.
 
@@ -703,6 +673,6 @@ def test_hardware_says_which_precision_the_cpu_trains_in():
 
     from angio.device import resolve_precision
 
-    hw = zoo._hardware()
+    hw = records.hardware()
     assert isinstance(hw["cpu_bf16"], bool)
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if hw["cpu_bf16"] else "fp32")

@@ -8,8 +8,8 @@ import pytest
 
 import angio
 from angio import zoo
-from angio.robustness import CONDITIONS
-from angio.zoo_robustness import check_robustness, read_robustness, record_robustness, recorded_rows
+from angio.acquisition import CONDITIONS
+from angio.zoo.robustness import check_robustness, read_robustness, record_robustness, recorded_rows
 
 TWO = ["nominal", "views off by +5 deg"]
 
@@ -131,7 +131,7 @@ def test_validation_records_chose_the_cone_beam_input(name):
     The entries trained on miscalibrated angles are recorded there under the angle errors instead.
     """
     from angio.study import mean_table
-    from angio.zoo_robustness import ROBUSTNESS_DIR
+    from angio.zoo.robustness import ROBUSTNESS_DIR
 
     record = read_robustness(name, robustness_dir=ROBUSTNESS_DIR / "validation")
     assert record["cases"] == zoo.entries()[name].record["split"]["val"]
@@ -144,7 +144,7 @@ def test_validation_records_chose_the_cone_beam_input(name):
 def test_the_xa_model_is_the_best_on_the_validation_trees_cone_ray_input():
     """``zoo.CONE_MODELS[2]`` (``reconstruct_xa``'s model for two planes) was chosen on validation trees."""
     from angio.study import mean_table
-    from angio.zoo_robustness import ROBUSTNESS_DIR
+    from angio.zoo.robustness import ROBUSTNESS_DIR
 
     dice = {}
     for name in [zoo.DEFAULT_MODELS[2], *CONE_TRAINED]:
@@ -159,7 +159,7 @@ def test_mirror_models_were_chosen_on_the_validation_trees(name):
     """``zoo.MIRROR_MODELS`` (mirror test-time augmentation in ``reconstruct``): better on every validation record."""
     from angio.projection import mirror_symmetric, view_angles
     from angio.study import zoo_tables
-    from angio.zoo_robustness import ROBUSTNESS_DIR
+    from angio.zoo.robustness import ROBUSTNESS_DIR
 
     entry = zoo.entries()[name]
     assert mirror_symmetric(view_angles(entry.experiment.n_views))

@@ -1,15 +1,13 @@
-"""The study: profiles, experiments, evaluation, metric tables, the notebook runner and the book.
+"""The study (the book's layer): profiles, evaluation, metric tables, the notebook runner and the book.
 
 One job per module:
 
 :mod:`~angio.study.profiles`
     Parameter profiles (``cpu``, ``full``, ``tiny``), their view counts, and :func:`setup`,
     the first call of every notebook.
-:mod:`~angio.study.experiments`
-    What a training run is (:class:`Experiment` under :class:`StudySettings`), the study's
-    split, and :func:`run_experiment` (train, resume or reuse).
 :mod:`~angio.study.evaluation`
-    Models, classical baselines and the Otsu ground truth measured on cases, as metric rows.
+    Classical baselines, the Otsu ground truth and the live experiments measured on cases,
+    as metric rows.
 :mod:`~angio.study.ground_truth`
     The shipped record of Otsu's ground truth against the exact mask at the zoo's 0.5 mm grid.
 :mod:`~angio.study.view_consistency`
@@ -24,29 +22,18 @@ One job per module:
 :mod:`~angio.study.runner`, :mod:`~angio.study.book`
     Papermill over ``notebooks/`` and the Jupyter Book build.
 
+The experiment vocabulary (:class:`Experiment`, :class:`StudySettings`, :func:`run_experiment`,
+:func:`evaluate_model`) lives below, in :mod:`angio.experiment` and :mod:`angio.evaluation`, and
+is re-exported here for the notebooks; no module below the study imports it.
+
 The command line is ``angio study run|book`` (:mod:`angio.cli`); ``python -m angio.study``
 runs the same code.
 """
 
 from __future__ import annotations
 
-from angio.study.book import build_book
-from angio.study.evaluation import (
-    BASELINES,
-    CTA_WINDOWS,
-    backprojection_thresholds,
-    case_inputs,
-    connectivity_by_resolution,
-    evaluate_baselines,
-    evaluate_experiments,
-    evaluate_ground_truth,
-    evaluate_model,
-    otsu_by_window,
-    predict_case,
-    reconstructions,
-    spread_view_counts,
-)
-from angio.study.experiments import (
+from angio.evaluation import case_inputs, evaluate_model, predict_case
+from angio.experiment import (
     BIPLANE_EXPERIMENTS,
     SMALL_UNET,
     Experiment,
@@ -57,6 +44,19 @@ from angio.study.experiments import (
     train_config,
     training_dataset,
     validation_dataset,
+)
+from angio.study.book import build_book
+from angio.study.evaluation import (
+    BASELINES,
+    CTA_WINDOWS,
+    backprojection_thresholds,
+    connectivity_by_resolution,
+    evaluate_baselines,
+    evaluate_experiments,
+    evaluate_ground_truth,
+    otsu_by_window,
+    reconstructions,
+    spread_view_counts,
 )
 from angio.study.ground_truth import check_ground_truth, ground_truth_record_table, read_ground_truth
 from angio.study.performance import best_of, projection_timings, recorded_benchmarks

@@ -11,75 +11,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-import torch
 
-from angio.device import resolve_device
-from angio.inference import predict_volume
+from angio.evaluation import case_inputs, evaluate_model, predict_case
+from angio.experiment import Experiment, StudySettings, run_experiment
 from angio.mesh import Panel
 from angio.metrics import connectivity, evaluate, iou
 from angio.phantom import PRESETS
-from angio.pipeline import TARGETS, CaseVolumes, network_input
+from angio.pipeline import MASK_KINDS, CaseVolumes, network_input
 from angio.segment import otsu_mask
-from angio.study.experiments import Experiment, StudySettings, Trained, run_experiment
 
-__all__ = ["BASELINES", "CTA_WINDOWS", "case_inputs", "otsu_by_window",
-           "predict_case", "evaluate_model", "evaluate_baselines", "evaluate_experiments",
+__all__ = ["BASELINES", "CTA_WINDOWS", "otsu_by_window", "evaluate_baselines", "evaluate_experiments",
            "connectivity_by_resolution", "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts",
            "reconstructions"]
 
 BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
 
 
-def predict_case(model: torch.nn.Module, inputs: np.ndarray, settings: StudySettings, *,
-                 mirror: bool = False) -> np.ndarray:
-    """Vessel probabilities ``(N, N, N)`` for network inputs ``(C, N, N, N)``.
-
-    ``mirror``: average with the mirrored prediction (see :func:`angio.inference.predict_volume`).
-    """
-    device = resolve_device(settings.device)
-    return predict_volume(model, inputs, patch_size=settings.inference_patch, device=device, mirror=mirror)
-
-
-def case_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], settings: StudySettings) -> np.ndarray:
-    """Network inputs ``(len(modes), N, N, N)`` of a case acquired with the settings' geometry."""
-    from angio.robustness import GEOMETRIES, acquired_inputs
-
-    return acquired_inputs(vols, n_views, modes, GEOMETRIES[settings.geometry], seed=settings.seed)
-
-
-def evaluate_model(trained: Trained, settings: StudySettings, cases: Iterable[str], *,
-                   targets: Sequence[str] | None = None, keep: bool = False) -> tuple[list[dict], dict]:
-    """Metrics of a trained model on cases (unaugmented), against each ground truth.
-
-    ``targets`` defaults to :data:`angio.pipeline.TARGETS` plus the model's own training
-    target where that is another one (``"otsu_window"``).
-
-    Returns
-    -------
-    rows : list of dict
-        One row per (case, target): ``method``, ``views``, ``case``, ``target`` and the six
-        metrics of :func:`angio.metrics.evaluate`.
-    predictions : dict
-        ``{case: probability volume}`` when ``keep`` is true, else empty.
-    """
-    exp = trained.experiment
-    if targets is None:
-        targets = TARGETS + ((exp.target,) if exp.target not in TARGETS else ())
-    cache = settings.cache()
-    rows, kept = [], {}
-    for case in cases:
-        vols = cache.get(case, settings.spec, seed=settings.seed)
-        prob = predict_case(trained.model, case_inputs(vols, exp.n_views, exp.modes, settings), settings)
-        for t in targets:
-            rows.append({"method": exp.label, "experiment": exp.name, "views": exp.n_views,
-                         "case": case, "target": t, **evaluate(prob, vols.target(t))})
-        if keep:
-            kept[case] = prob
-    return rows, kept
-
-
 def evaluate_baselines(settings: StudySettings, n_views: int, cases: Iterable[str], *,
-                       targets: Sequence[str] = TARGETS) -> list[dict]:
+                       targets: Sequence[str] = MASK_KINDS) -> list[dict]:
     """Classical baselines with no learning: Otsu on the sum and on the min back-projection."""
     cache = settings.cache()
     rows = []

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from angio.errors import InputError
+from angio.experiment import StudySettings
 from angio.metrics import evaluate
 from angio.phantom import PRESETS
 from angio.records import grid, provenance, read_record, write_record
 from angio.segment import otsu_mask
 from angio.study.evaluation import CTA_WINDOWS
-from angio.study.experiments import StudySettings
 from angio.study.tables import mean_table
 
 __all__ = ["RECORD", "ROW_FIELDS", "PRESET", "WINDOW", "otsu_against_exact", "ground_truth_rows",

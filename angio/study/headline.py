@@ -48,9 +48,10 @@ def _answer(rows: list[dict]) -> str:
         text += (f"; a third view at 45° raises that to {three['dice']:.2f} (`{zoo.DEFAULT_MODELS[3]}`, "
                  f"{three['dice'] - two['dice']:+.2f}). Two views fix where a vessel can lie but not which "
                  "crossings of their rays are real; a third view rules many of those crossings out")
-    met = two["dice"] >= zoo.TARGETS[2]["dice"] and (three is None or three["dice"] >= zoo.TARGETS[3]["dice"])
-    text += (f". This project's targets are Dice {zoo.TARGETS[2]['dice']:.2f} from two views and "
-             f"{zoo.TARGETS[3]['dice']:.2f} from three" + (" (met)" if met else ", not met yet"))
+    goals = zoo.QUALITY_TARGETS
+    met = two["dice"] >= goals[2]["dice"] and (three is None or three["dice"] >= goals[3]["dice"])
+    text += (f". This project's targets are Dice {goals[2]['dice']:.2f} from two views and "
+             f"{goals[3]['dice']:.2f} from three" + (" (met)" if met else ", not met yet"))
     shipped = zoo.entries()
     unfinished = [n for n in (zoo.DEFAULT_MODELS.get(2), zoo.DEFAULT_MODELS.get(3))
                   if n in shipped and not shipped[n].record["training"].get("stopped_by_patience")]

@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 
+from angio.experiment import StudySettings
 from angio.pipeline import VolumeSpec
 from angio.projection import PAPER_VIEW_COUNTS
-from angio.study.experiments import StudySettings
 
 __all__ = ["PROFILES", "VIEW_COUNTS", "settings", "view_counts", "setup", "describe"]
 

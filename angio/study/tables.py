@@ -10,21 +10,98 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import angio
 from angio.atomic import atomic_write_text
+from angio.experiment import StudySettings
 from angio.metrics import summarize
-from angio.study.experiments import StudySettings
 
-__all__ = ["METRICS", "save_table", "load_table", "mean_table", "ground_truth_summary", "save_figure"]
+__all__ = ["METRICS", "Preset", "PRESETS", "save_table", "load_table", "mean_table", "ground_truth_summary",
+           "save_figure"]
 
 #: The metrics of :func:`angio.metrics.evaluate`, in table order.
 METRICS = ("iou", "dice", "mse", "mae", "accuracy", "cldice")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How the book shows one kind of table: ``{key: header}`` in order, and ``{key: format}``."""
+
+    columns: Mapping[str, str]
+    formats: Mapping[str, str] = field(default_factory=dict)
+
+
+def _beside_paper(metrics: Sequence[tuple[str, str, str]]) -> Preset:
+    """Columns ``m``, ``paper_m``, ``diff_m`` per ``(key, header, format)`` (:func:`angio.paper.beside`)."""
+    columns, formats = {}, {}
+    for m, name, f in metrics:
+        columns |= {m: name, f"paper_{m}": f"paper {name}", f"diff_{m}": f"Δ {name}"}
+        formats |= {m: f, f"paper_{m}": f, f"diff_{m}": "+" + f}
+    return Preset(columns, formats)
+
+
+_TABLE1 = _beside_paper([("iou", "IoU", ".1%"), ("mse", "MSE", ".4f"), ("mae", "MAE", ".4f")])
+_TABLE2 = _beside_paper([("accuracy", "pixel accuracy", ".2%"), ("iou", "IoU", ".1%"), ("mse", "MSE", ".4f"),
+                         ("mae", "MAE", ".4f")])
+
+#: The study's table presets, for :func:`angio.figures.table` (``preset=``): the rows of the
+#: function named in each comment, shown with these headers and formats.
+PRESETS: dict[str, Preset] = {
+    # zoo_tables.table1(..., target="otsu"): the paper's Table 1, cell by cell
+    "table1": Preset({"label": "setting", "views": "views", "iou": "IoU", "iou_std": "± sd",
+                      **{k: v for k, v in _TABLE1.columns.items() if k != "iou"}},
+                     {"iou_std": ".1%", **_TABLE1.formats}),
+    # zoo_tables.table1(..., target="exact"): the same models against the exact vessel mask
+    "table1_exact": Preset({"label": "setting", "views": "views", "iou": "IoU", "dice": "Dice", "cldice": "clDice",
+                            "accuracy": "accuracy"},
+                           {"iou": ".1%", "dice": ".1%", "cldice": ".1%", "accuracy": ".2%"}),
+    # zoo_tables.table2: the paper's Table 2 and our biplane autoencoders
+    "table2": Preset({"method": "method", "source": "source", **_TABLE2.columns}, _TABLE2.formats),
+    # zoo_tables.training_rows: how long each entry trained
+    "training": Preset({"entry": "entry", "setting": "setting", "views": "views", "epochs": "epochs run",
+                        "selected": "shipped epoch", "start": "started from", "stopped": "stopped by",
+                        "steps": "steps", "hours": "training h", "hardware": "trained on"},
+                       {"hours": ".2f"}),
+    # zoo_tables.session_rows: each training session
+    "sessions": Preset({"entry": "entry", "session": "session", "machine": "machine", "epochs": "epochs",
+                        "minutes": "minutes", "val_iou_end": "val. IoU at its end",
+                        "val_iou_best": "best val. IoU in it"},
+                       {"minutes": ".0f", "val_iou_end": ".3f", "val_iou_best": ".3f"}),
+    # zoo_tables.stopping_rows: how each run ended, and the current rule replayed
+    "stopping": Preset({"entry": "entry", "epochs": "epochs run", "selected": "shipped epoch",
+                        "selected_value": "its val. IoU", "stopped": "stopped by",
+                        "first_val_loss": "val. loss, epoch 1", "final_val_loss": "val. loss, last",
+                        "best_loss_epoch": "lowest at epoch", "now_selected": "current rule: epoch",
+                        "now_stopped_after": "current rule: stops after"},
+                       {"selected_value": ".3f", "first_val_loss": ".3f", "final_val_loss": ".3f"}),
+    # zoo_tables.check_rows: records re-measured on one test tree
+    "check": Preset({"entry": "entry", "case": "test tree", "recorded": "IoU (record)", "measured": "IoU (this run)",
+                     "diff": "max |Δ| (IoU, Dice, clDice)"},
+                    {"recorded": ".4f", "measured": ".4f", "diff": ".1e"}),
+    # zoo_tables.iou_margin: the study's models over the paper's autoencoder
+    "margin": Preset({"views": "views", "model": "model", "model_iou": "IoU", "baseline": "paper's autoencoder",
+                      "baseline_iou": "its IoU", "margin": "margin"},
+                     {"model_iou": ".3f", "baseline_iou": ".3f", "margin": "+.3f"}),
+    # zoo_tables.model_rows (+ baselines): models side by side, mean ± sd over the test trees
+    "models": Preset({"method": "method", "input": "input", "cases": "trees", "dice": "Dice", "dice_std": "± sd",
+                      "cldice": "clDice", "iou": "IoU", "accuracy": "accuracy"},
+                     {"dice": ".3f", "dice_std": ".3f", "cldice": ".3f", "iou": ".3f", "accuracy": ".4f"}),
+    # angio.study.meshes.mesh_rows: the panels of a scene of reconstructions
+    "meshes": Preset({"place": "place in the scene", "entry": "entry", "views": "views", "dice": "Dice",
+                      "recorded_dice": "Dice (record)", "true positive": "true positive voxels",
+                      "false positive": "false positive voxels", "false negative": "missed voxels",
+                      "triangles": "triangles"},
+                     {"dice": ".3f", "recorded_dice": ".3f"}),
+    # angio.study.training.compare_on_case: a short live run beside the recipe's full run
+    "live_vs_zoo": Preset({"run": "run", "grid": "grid", "steps": "optimizer steps", "minutes": "minutes",
+                           "dice_otsu": "Dice vs Otsu", "iou_otsu": "IoU vs Otsu", "dice_exact": "Dice vs exact"},
+                          {"minutes": ".1f", "dice_otsu": ".3f", "iou_otsu": ".3f", "dice_exact": ".3f"}),
+}
 
 
 def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:

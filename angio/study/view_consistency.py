@@ -147,10 +147,10 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
         Progress messages.
     """
     from angio import zoo
+    from angio.acquisition import GEOMETRIES, acquired_projections
+    from angio.evaluation import predict_case
     from angio.pipeline import inputs_from_projections
     from angio.projection import view_angles
-    from angio.robustness import GEOMETRIES, acquired_projections
-    from angio.study.evaluation import predict_case
 
     models = list(models) if models is not None else list(zoo.DEFAULT_MODELS.values())
     t0 = time.perf_counter()
@@ -291,10 +291,10 @@ def check_view_consistency(model: str, case: str, prob: np.ndarray | None = None
         The record.
     """
     from angio import zoo
+    from angio.acquisition import GEOMETRIES, acquired_projections
+    from angio.evaluation import predict_case
     from angio.pipeline import inputs_from_projections
     from angio.projection import view_angles
-    from angio.robustness import GEOMETRIES, acquired_projections
-    from angio.study.evaluation import predict_case
 
     record = read_view_consistency(path)
     recorded = [r for r in record["rows"] if r["model"] == model and r["case"] == case]

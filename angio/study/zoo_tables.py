@@ -159,7 +159,7 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
     Everything comes from the records' validation curves (``training.curve``): the recorded
     rule (the record's recipe: ``select``, ``patience``, and ``patience_watch`` and
     ``select_from`` where present, else their defaults) and, with ``recipes``, the current
-    recipe's rule replayed over the same epochs (:func:`angio.train.loop.replay_rule`; a
+    recipe's rule replayed over the same epochs (:func:`angio.train.selection.replay_rule`; a
     stopping or selection rule never changes what an epoch computes, so the replay is exact
     over the recorded epochs, and says nothing about epochs that were not run).
 
@@ -187,7 +187,7 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
         among the recorded ones; ``None`` if none is eligible) and ``now_stopped_after`` (the
         last epoch the current rule would have run; ``None``: it would still be training).
     """
-    from angio.train.loop import replay_rule
+    from angio.train.selection import replay_rule
 
     out = []
     for name, e in shipped.items():
@@ -383,7 +383,7 @@ def mirror_gain(names: Sequence[str], folders: Mapping[str, Any]) -> list[dict]:
     """Mean Dice of entries without and with mirror test-time augmentation, per condition.
 
     Reads, for each entry and each records folder, the record measured with mirror
-    test-time augmentation and the plain one (:func:`angio.zoo_robustness.read_robustness`),
+    test-time augmentation and the plain one (:func:`angio.zoo.robustness.read_robustness`),
     and compares them on the conditions the mirrored record holds.
 
     Parameters
@@ -400,7 +400,7 @@ def mirror_gain(names: Sequence[str], folders: Mapping[str, Any]) -> list[dict]:
         number of trees), ``condition``, ``plain`` and ``mirror`` (mean Dice against the
         exact mask) and ``gain`` (``mirror - plain``).
     """
-    from angio.zoo_robustness import read_robustness
+    from angio.zoo.robustness import read_robustness
 
     out = []
     for name in names:

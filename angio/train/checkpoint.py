@@ -47,6 +47,7 @@ from angio.errors import InputError
 from angio.train.config import RESUMABLE_CHANGES, TrainConfig, model_from_config
 from angio.train.determinism import rng_state, set_rng_state
 from angio.train.distributed import DistInfo, broadcast_from_main
+from angio.train.selection import replay_rule
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -290,8 +291,6 @@ def _same_selection(history: Mapping[str, Any], config: TrainConfig) -> bool:
     would have kept (e.g. a run selected from epoch 0 whose best epoch is past the new
     ``select_from``), so the resumed run is the one trained under the new rule from the start.
     """
-    from angio.train.loop import replay_rule  # the loop imports this module
-
     rows = history.get("epochs") or []
     if not rows:
         return False

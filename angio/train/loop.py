@@ -37,7 +37,7 @@ probability down; its validation loss falls steadily while its IoU at 0.5 stays 
 or is inflated by a near-constant output that happens to overlap a large target. Patience on
 IoU alone then stops the run, and selects an untrained epoch; ``patience_watch=("loss",)``
 keeps it going while the loss falls and ``select_from`` keeps the first epochs from being
-shipped. Neither changes what an epoch computes, so :func:`replay_rule` applies any rule to a
+shipped. Neither changes what an epoch computes, so :func:`~angio.train.selection.replay_rule` applies any rule to a
 recorded curve exactly.
 
 Before the first step the run is checked against the memory available on the device
@@ -90,9 +90,10 @@ from angio.train.config import TrainConfig, loss_from_config, model_from_config
 from angio.train.determinism import deterministic_algorithms, seed_everything
 from angio.train.distributed import DistInfo, all_reduce_sum, setup_distributed, sync_buffers, teardown_distributed
 from angio.train.sampling import PatchDataset, epoch_loader, pad_to
+from angio.train.selection import improved_on, patience_exhausted
 from angio.validation import size3
 
-__all__ = ["NonFiniteLossError", "fit", "patience_exhausted", "replay_rule"]
+__all__ = ["NonFiniteLossError", "fit"]
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ def _end_epoch(run: _Run, state: TrainState, row: dict[str, Any]) -> None:
     """Record the epoch; on rank 0 write ``last.pt`` (``best.pt``), ``history.json`` and ``log.csv``."""
     history = state.history
     history["epochs"].append(row)
-    improved = _improved(run.config.select, row, history, run.config.select_from)
+    improved = improved_on(run.config.select, row, history, run.config.select_from)
     if improved:
         history["best_val_loss"], history["best_epoch"] = row["val_loss"], row["epoch"]
     if not run.dist.is_main:
@@ -322,101 +323,6 @@ def _end_epoch(run: _Run, state: TrainState, row: dict[str, Any]) -> None:
     if improved:
         save_checkpoint(run.out_dir / "best.pt", payload)
     write_logs(run.out_dir, history)
-
-
-#: Validation quantities for which a lower value is better (the others: higher).
-_LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
-
-
-def _key(quantity: str) -> str:
-    return "val_loss" if quantity == "loss" else f"val_{quantity}"
-
-
-def _better(quantity: str, value: float, than: float) -> bool:
-    return value < than if quantity in _LOWER_IS_BETTER else value > than
-
-
-def _improved(select: str, row: Mapping[str, Any], history: Mapping[str, Any], select_from: int = 0) -> bool:
-    """Whether the epoch ``row`` beats the best so far by the selection rule ``select``.
-
-    Epochs before ``select_from`` never do.
-    """
-    key = _key(select)
-    value = row.get(key)
-    if value is None or row["epoch"] < select_from:
-        return False
-    best = history.get("best_epoch")
-    if best is None:
-        return True
-    previous = next(r[key] for r in history["epochs"] if r["epoch"] == best)
-    return _better(select, value, previous)
-
-
-def _last_progress(rows: Sequence[Mapping[str, Any]], watch: Sequence[str], select_from: int) -> int:
-    """The last epoch (from ``select_from`` on) at which a quantity of ``watch`` reached a new best; -1 if none."""
-    best: dict[str, float] = {}
-    last = -1
-    for row in rows:
-        if row["epoch"] < select_from or row.get("val_loss") is None:
-            continue
-        for q in watch:
-            value = row.get(_key(q))
-            if value is not None and (q not in best or _better(q, value, best[q])):
-                best[q] = value
-                last = row["epoch"]
-    return last
-
-
-def patience_exhausted(patience: int | None, history: Mapping[str, Any], *, watch: Sequence[str] = (),
-                       select_from: int = 0) -> bool:
-    """True when ``patience`` validations have passed without progress.
-
-    Progress is the selected epoch (``history["best_epoch"]``, chosen by :func:`fit` with
-    the run's ``select`` and ``select_from``) or an epoch at which a quantity of ``watch``
-    (``"loss"`` or a metric name) reached its best value among the validations from
-    ``select_from`` on. Before any epoch has been selected, patience is never exhausted.
-    With the defaults this is the classic rule: ``patience`` validations after the best one.
-    """
-    if patience is None or history.get("best_epoch") is None:
-        return False
-    rows = history["epochs"]
-    last = max(history["best_epoch"], _last_progress(rows, watch, select_from))
-    later = [r for r in rows if r["epoch"] > last and r.get("val_loss") is not None]
-    return len(later) >= patience
-
-
-def replay_rule(rows: Sequence[Mapping[str, Any]], *, select: str, patience: int | None,
-                watch: Sequence[str] = (), select_from: int = 0) -> dict[str, int | None]:
-    """Apply a selection and stopping rule to a recorded validation curve, epoch by epoch.
-
-    The rule decides only which epoch is kept and when the run ends, never what an epoch
-    computes, so over the epochs a run recorded (its ``history["epochs"]``) any rule gives
-    exactly what :func:`fit` with that rule would have done.
-
-    Parameters
-    ----------
-    rows : sequence of mapping
-        History rows in epoch order (``epoch``, ``val_loss``, ``val_<metric>``; ``None``
-        where an epoch was not validated).
-    select, patience, watch, select_from
-        The rule: :class:`~angio.train.config.TrainConfig`'s ``select``, ``patience``,
-        ``patience_watch`` and ``select_from``.
-
-    Returns
-    -------
-    dict
-        ``best_epoch``: the epoch the rule selects (``None``: none eligible yet);
-        ``stopped_after``: the last epoch the rule lets run (``None``: it would not have
-        stopped within ``rows``).
-    """
-    history: dict[str, Any] = {"epochs": [], "best_epoch": None}
-    for row in rows:
-        history["epochs"].append(row)
-        if _improved(select, row, history, select_from):
-            history["best_epoch"] = row["epoch"]
-        if patience_exhausted(patience, history, watch=watch, select_from=select_from):
-            return {"best_epoch": history["best_epoch"], "stopped_after": row["epoch"]}
-    return {"best_epoch": history["best_epoch"], "stopped_after": None}
 
 
 def fit(

@@ -1,6 +1,6 @@
 """Recorded robustness evaluations of zoo entries: acquisition errors, measured once, re-checked.
 
-How a shipped model holds up when the C-arm is miscalibrated (:mod:`angio.robustness`) costs
+How a shipped model holds up when the C-arm is miscalibrated (:mod:`angio.acquisition`) costs
 one 192³ prediction per test tree and acquisition condition: nine conditions on five trees
 are 45 predictions, three quarters of an hour on two CPU cores. Like the entries' test
 metrics, these are measured once, with the shipped weights, by code
@@ -9,7 +9,7 @@ the entry as ``angio/_data/zoo/robustness/<name>.json``:
 
 - ``entry`` and ``entry_sha256``: the entry and the sha256 of the weights that were measured
   (a record whose weights have since changed is refused as stale);
-- ``conditions``: each condition's label and its :class:`~angio.robustness.Acquisition`;
+- ``conditions``: each condition's label and its :class:`~angio.acquisition.Acquisition`;
 - ``cases`` and ``rows``: per (condition, case) Dice and IoU against the exact mask;
 - ``mirror`` (only when true): the predictions averaged with their left-right mirror
   (mirror test-time augmentation, :func:`angio.inference.predict_volume`); such records are
@@ -18,8 +18,8 @@ the entry as ``angio/_data/zoo/robustness/<name>.json``:
 - ``added`` (when conditions were measured later into an existing record with ``add=True``):
   per addition its conditions, ``wall_s``, ``evaluated_on``, ``commit`` and ``made``.
 
-A condition added to :data:`angio.robustness.CONDITIONS` later, or a field added to
-:class:`~angio.robustness.Acquisition` whose default keeps the old acquisition, leaves older
+A condition added to :data:`angio.acquisition.CONDITIONS` later, or a field added to
+:class:`~angio.acquisition.Acquisition` whose default keeps the old acquisition, leaves older
 records valid; ``angio zoo robustness NAME --add --conditions LABEL`` measures the new row
 into the record without re-measuring the others.
 
@@ -37,23 +37,43 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from angio.acquisition import CONDITIONS, Acquisition
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
 from angio.records import provenance, read_record
-from angio.robustness import CONDITIONS, Acquisition
+from angio.zoo.entries import ZOO_DIR, entries
+from angio.zoo.evaluation import evaluate_entry
 
-__all__ = ["ROBUSTNESS_DIR", "MIRROR_DIR", "record_robustness", "read_robustness", "check_robustness",
-           "recorded_rows"]
+__all__ = ["ROBUSTNESS_DIR", "MIRROR_DIR", "robustness_table", "record_robustness", "read_robustness",
+           "check_robustness", "recorded_rows"]
 
 #: Folder of the recorded evaluations (beside the entries' records; not an entry itself).
-ROBUSTNESS_DIR = Path(__file__).resolve().parent / "_data" / "zoo" / "robustness"
+ROBUSTNESS_DIR = ZOO_DIR / "robustness"
 #: Subfolder (of a records folder) for evaluations with mirror test-time augmentation.
 MIRROR_DIR = "mirror"
 
 
-def _folders(folder, out_dir) -> tuple[Path | None, Path]:
-    from angio.zoo import ZOO_DIR
+def robustness_table(name: str, cases: list[str] | None = None, *, conditions=None,
+                     results_dir: str | os.PathLike = "results", folder: str | os.PathLike | None = None,
+                     log: Callable[[str], None] | None = None, mirror: bool = False) -> list[dict]:
+    """Per-case Dice and IoU (exact mask) of an entry under each acquisition condition.
 
+    ``conditions`` defaults to :data:`angio.acquisition.CONDITIONS`; each row gets a
+    ``condition`` label. ``folder`` is the zoo folder holding the entry; ``log``, when
+    given, receives one line per condition as it is measured; ``mirror`` as for
+    :func:`evaluate_entry`.
+    """
+    rows = []
+    for label, acq in (conditions or CONDITIONS).items():
+        part, _ = evaluate_entry(name, cases, results_dir=results_dir, acquisition=acq, targets=("exact",),
+                                 overlap_only=True, folder=folder, mirror=mirror)
+        rows += [dict(r, condition=label) for r in part]
+        if log is not None:
+            log(f"[robustness] {name} {label}: Dice " + ", ".join(f"{r['dice']:.3f}" for r in part))
+    return rows
+
+
+def _folders(folder, out_dir) -> tuple[Path | None, Path]:
     zoo_folder = Path(folder) if folder is not None else None
     if out_dir is not None:
         return zoo_folder, Path(out_dir)
@@ -85,7 +105,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     cases : sequence of str, optional
         Case ids (default: the entry's test cases).
     conditions : sequence of str, optional
-        Labels of :data:`angio.robustness.CONDITIONS` (default: all of them, in that order).
+        Labels of :data:`angio.acquisition.CONDITIONS` (default: all of them, in that order).
     results_dir : path-like
         Volume cache root.
     folder : path-like, optional
@@ -97,7 +117,7 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     add : bool
         Measure only ``conditions`` (which must be given) into the existing, valid record
         of the entry, replacing their rows if it has them and keeping the others (in the
-        order of :data:`angio.robustness.CONDITIONS`); the cases are the record's.
+        order of :data:`angio.acquisition.CONDITIONS`); the cases are the record's.
     mirror : bool
         Predict with mirror test-time augmentation (:func:`angio.zoo.evaluate_entry`); the
         record says so and goes to the :data:`MIRROR_DIR` subfolder of ``out_dir``.
@@ -107,8 +127,6 @@ def record_robustness(name: str, cases: Sequence[str] | None = None, *, conditio
     pathlib.Path
         The record ``<out_dir>/<name>.json`` (written atomically once every row is measured).
     """
-    from angio.zoo import entries, robustness_table
-
     zoo_folder, out = _folders(folder, out_dir)
     out = out / MIRROR_DIR if mirror else out
     chosen = _conditions(conditions)
@@ -183,11 +201,9 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
     angio.InputError
         If the record is missing or unreadable, was measured with other weights than the
         entry's (stale), or a condition's acquisition differs from
-        :data:`angio.robustness.CONDITIONS` of this version; the message names the file and
+        :data:`angio.acquisition.CONDITIONS` of this version; the message names the file and
         the command that remakes it.
     """
-    from angio.zoo import entries
-
     zoo_folder, out = _folders(folder, robustness_dir)
     path = (out / MIRROR_DIR if mirror else out) / f"{name}.json"
     remake = f"`angio zoo robustness {name}{' --mirror' if mirror else ''}` remakes it"
@@ -248,8 +264,6 @@ def check_robustness(name: str, condition: str | None = None, case: str | None =
     folder, robustness_dir, mirror
         As for :func:`read_robustness`.
     """
-    from angio.zoo import evaluate_entry
-
     record = read_robustness(name, folder=folder, robustness_dir=robustness_dir, mirror=mirror)
     condition = condition if condition is not None else list(record["conditions"])[-1]
     case = case if case is not None else record["cases"][0]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from angio.acquisition import CONDITIONS, Acquisition, acquired_inputs, magnify
 from angio.pipeline import VolumeSpec, build_case, network_input
-from angio.robustness import CONDITIONS, Acquisition, acquired_inputs, magnify
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def test_angle_error_changes_only_the_later_views(vols):
 
 
 def test_doubled_noise_doubles_the_noise_spread():
+    from angio.acquisition import more_noise
     from angio.phantom import PRESETS
-    from angio.robustness import more_noise
 
     flat = np.full((64, 64, 64), 0.5, np.float32)
     sigma = PRESETS["rotational"].noise_sigma
@@ -65,8 +65,9 @@ def test_cone_beam_views_resemble_the_parallel_ones(vols):
 
 
 def test_geometry_is_a_training_and_evaluation_setting(tmp_path):
-    from angio.pipeline import VesselDataset, VolumeCache
-    from angio.robustness import GEOMETRIES
+    from angio.acquisition import GEOMETRIES
+    from angio.dataset import VesselDataset
+    from angio.pipeline import VolumeCache
     from angio.study import StudySettings, case_inputs
 
     spec = VolumeSpec(size=32, fov_mm=96.0, center="major")
@@ -110,8 +111,8 @@ def test_cone_rays_back_project_the_cone_views_along_their_own_rays(vols):
 
 
 def test_magnified_views_are_the_views_of_the_magnified_object():
+    from angio.acquisition import magnified_truth
     from angio.projection import mip, view_angles
-    from angio.robustness import magnified_truth
 
     n = 48
     c = (n - 1) / 2
@@ -132,7 +133,8 @@ def test_magnified_views_are_the_views_of_the_magnified_object():
 
 
 def test_angle_jitter_trains_on_miscalibrated_variants(tmp_path):
-    from angio.pipeline import VesselDataset, VolumeCache
+    from angio.dataset import VesselDataset
+    from angio.pipeline import VolumeCache
     from angio.study import StudySettings
 
     spec = VolumeSpec(size=32, fov_mm=96.0, center="major")

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from angio.data import split_cases
-from angio.pipeline import TRAINING_TARGETS, VesselDataset, VolumeCache, VolumeSpec
+from angio.dataset import VesselDataset
+from angio.pipeline import TRAINING_TARGETS, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 from angio.train.checkpoint import read_history
 
@@ -67,7 +68,7 @@ class StudySettings:
         Root of ``runs/``, ``cache/`` and ``metrics/``.
     geometry : {"parallel", "cone", "cone-rays"}
         How views are acquired for training and evaluation
-        (:data:`angio.robustness.GEOMETRIES`): parallel rays (the paper's), or a clinical
+        (:data:`angio.acquisition.GEOMETRIES`): parallel rays (the paper's), or a clinical
         cone-beam C-arm, demagnified to the isocentre (``"cone"``) or back-projected along
         its own rays (``"cone-rays"``).
     batch_size : int
