@@ -103,8 +103,25 @@ def cmd_zoo(args) -> int:
         for name in sorted(set(zoo.RECIPES) - set(zoo.entries())):
             print(f"{name}: recipe only (not shipped): angio train --recipe {name}")
         return 0
+    if args.action == "card":
+        from angio.zoo.cards import model_card
+
+        if not args.name:
+            raise InputError("angio zoo card needs the entry's name (see `angio zoo list`)")
+        shipped = zoo.entries()
+        if args.name not in shipped:
+            raise InputError(f"no zoo entry {args.name!r}; shipped: {', '.join(sorted(shipped)) or 'none'}")
+        card = model_card(shipped[args.name].record)
+        if args.out:
+            from angio.atomic import atomic_write_text
+
+            atomic_write_text(args.out, card)
+            print(f"wrote {args.out}")
+        else:
+            print(card, end="")
+        return 0
     if args.action == "robustness":
-        from angio.zoo_robustness import record_robustness
+        from angio.zoo.robustness import record_robustness
 
         path = record_robustness(args.name or zoo.DEFAULT_MODELS[2], args.cases, conditions=args.conditions,
                                  results_dir=args.results, add=args.add, mirror=args.mirror)
@@ -257,16 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-publish", action="store_true", help="with --recipe: train only")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="the shipped models: list them, re-check one against its record, "
+    p = sub.add_parser("zoo", help="the shipped models: list them, re-check one against its record, print its "
+                       "model card, "
                        "record its accuracy under acquisition errors, publish a trained run (e.g. one trained on a "
                        "GPU) as it stands, or retrain them from scratch with their recipes")
-    p.add_argument("action", choices=["list", "check", "robustness", "publish", "retrain"])
+    p.add_argument("action", choices=["list", "check", "card", "robustness", "publish", "retrain"])
     p.add_argument("name", nargs="?", help="entry to check or to measure under acquisition errors (default: the "
                    "biplane model), recipe to publish, or recipe to retrain (default: every shipped entry)")
     p.add_argument("--case", help="test case to re-evaluate (default: the first of the record)")
+    p.add_argument("--out", help="with card: write the model card (Markdown) to this file instead of printing it")
     p.add_argument("--cases", nargs="+", help="with robustness: case ids (default: the entry's test cases)")
     p.add_argument("--conditions", nargs="+", help="with robustness: acquisition conditions, by their labels in "
-                   "angio.robustness.CONDITIONS (default: all)")
+                   "angio.acquisition.CONDITIONS (default: all)")
     p.add_argument("--add", action="store_true", help="with robustness: measure only --conditions into the "
                    "entry's existing record, keeping its other rows")
     p.add_argument("--mirror", action="store_true", help="with robustness: predict with mirror test-time "
@@ -324,10 +343,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``angio`` command line; returns the exit status (2: bad input, 3: out of memory)."""
+    """Run the ``angio`` command line; returns the exit status.
+
+    Returns
+    -------
+    int
+        0: done; 2: bad input (one line on stderr); 3: out of memory; 130: interrupted
+        (Ctrl-C: ``angio: interrupted`` on stderr, no traceback; outputs are written atomically,
+        so none is left half-written).
+    """
+    try:
+        return _run(build_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        print("angio: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Call the sub-command; bad input and a lack of memory become one line on stderr and a status."""
     from angio.errors import InputError
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except InputError as exc:

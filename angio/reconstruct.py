@@ -38,8 +38,20 @@ from pathlib import Path
 import numpy as np
 
 from angio.atomic import atomic_folder
+from angio.conebeam import isocentre_view, parallel_equivalent
+from angio.device import resolve_device
 from angio.errors import InputError
-from angio.io.pixels import MAX_IMAGE_PIXELS
+from angio.inference import check_patch_size, is_local, predict_volume
+from angio.io import write_dicom_series
+from angio.io.views import is_xa, read_images
+from angio.io.writing import is_dicom_uid
+from angio.io.xa import pair_planes, read_xa
+from angio.mesh import save_mesh, surface
+from angio.pipeline import inputs_from_cone_views, inputs_from_projections
+from angio.projection import mirror_symmetric, view_angles
+from angio.train.checkpoint import load_checkpoint
+from angio.volume import Volume
+from angio.zoo import DEFAULT_MODELS, MIRROR_MODELS, default_model, entries, load_entry
 
 __all__ = ["read_images", "prepare_projections", "reconstruct", "reconstruct_xa", "write_outputs", "is_xa",
            "xa_views",
@@ -47,120 +59,6 @@ __all__ = ["read_images", "prepare_projections", "reconstruct", "reconstruct_xa"
 
 ANGLE_TOLERANCE_DEG = 1.0
 """How far a view may be from the angle a model was trained for."""
-
-_DICOM_SUFFIXES = {".dcm", ".dicom", ""}
-_IMAGE_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
-
-
-def _check_declared_size(path: Path) -> None:
-    """Refuse an image whose header declares an absurd size, before decoding it."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            shape = tif.pages[0].shape
-    else:
-        from PIL import Image
-
-        with Image.open(path) as im:  # lazy: reads the header only
-            shape = im.size[::-1]
-    pixels = int(np.prod(shape[:2], dtype=np.int64))
-    if pixels > MAX_IMAGE_PIXELS:
-        raise InputError(f"{path}: declares {shape[0]} x {shape[1]} pixels, more than the "
-                         f"{MAX_IMAGE_PIXELS:,} accepted; refusing to decode it")
-
-
-DisplayRange = tuple[float, float]
-
-
-def _read_dicom_view(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
-    """A single-frame DICOM view as displayed (:func:`angio.io.pixels.displayed_pixels`) and its range.
-
-    The frame count and decoded size are checked from the header before the pixel data are
-    decoded.
-    """
-    import pydicom
-
-    from angio.io.pixels import displayed_pixels
-
-    ds = pydicom.dcmread(path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise InputError(f"{path}: multi-frame DICOM ({frames} frames); give one image per view")
-    return displayed_pixels(ds, path)
-
-
-def _read_plain_image(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
-    """A PNG/JPEG/TIFF view (size checked from its header first) and ``(0, full scale)`` if integer."""
-    import imageio.v3 as iio
-
-    _check_declared_size(path)
-    raw = np.asarray(iio.imread(path, plugin=_IMAGE_PLUGINS[path.suffix.lower()]))
-    shown = (0.0, float(np.iinfo(raw.dtype).max)) if np.issubdtype(raw.dtype, np.integer) else None
-    return raw.astype(np.float32), shown
-
-
-def _read_one(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
-    """Grey image as displayed, and its display range (integer images) or ``None`` (float images)."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in _DICOM_SUFFIXES:
-            img, shown = _read_dicom_view(path)
-        elif path.suffix.lower() in _IMAGE_PLUGINS:
-            img, shown = _read_plain_image(path)
-        else:
-            raise InputError(f"{path}: unsupported image type {path.suffix!r} "
-                             f"(use {', '.join(sorted(_IMAGE_PLUGINS))} or DICOM)")
-    except InputError:
-        raise
-    except Exception as exc:  # unreadable or unsupported file: name it
-        raise InputError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
-    if img.ndim == 3 and img.shape[-1] in (3, 4):
-        img = img[..., :3].mean(axis=-1)
-    if img.ndim != 2:
-        raise InputError(f"{path}: expected a 2D grey or colour image, got shape {img.shape}")
-    if not np.isfinite(img).all():
-        raise InputError(f"{path}: image holds non-finite values")
-    return img, shown
-
-
-def _to_unit(img: np.ndarray, shown: DisplayRange | None) -> np.ndarray:
-    """Map an image from its display range to ``[0, 1]`` (unchanged without a range)."""
-    if shown is None or shown[1] <= shown[0]:
-        return img
-    lo, hi = shown
-    return ((img - lo) / (hi - lo)).astype(np.float32)
-
-
-def read_images(paths: Sequence[str | os.PathLike], *, normalize: bool = False) -> np.ndarray:
-    """Read 2D angiograms; all must have the same size.
-
-    Parameters
-    ----------
-    paths : sequence of path-like
-        PNG, TIFF or single-frame DICOM files, one per view.
-    normalize : bool
-        Map integer images to ``[0, 1]`` by their display range (PNG/TIFF: ``0`` to
-        ``2**bits - 1``; DICOM: the stored range through the modality and VOI LUTs, see
-        :mod:`angio.io.pixels`); float images are left as stored.
-
-    Returns
-    -------
-    ndarray, shape (n_views, H, W), float32
-        Images as displayed (first row at the top), as read or normalized.
-    """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no images given")
-    read = [_read_one(p) for p in paths]
-    images = [_to_unit(img, shown) if normalize else img for img, shown in read]
-    shapes = {p.name: im.shape for p, im in zip(paths, images)}
-    if len(set(shapes.values())) > 1:
-        listing = ", ".join(f"{name} {h}x{w}" for name, (h, w) in shapes.items())
-        raise InputError(f"images differ in size ({listing}); give views of the same detector size")
-    return np.stack(images)
-
 
 def prepare_projections(images: np.ndarray, n: int, *, vessels: str = "bright") -> np.ndarray:
     """Turn images ``(n_views, H, W)`` into model projections ``P[t, z, j]`` of ``(n_views, n, n)``.
@@ -185,20 +83,6 @@ def prepare_projections(images: np.ndarray, n: int, *, vessels: str = "bright") 
             small = (small - lo) / (hi - lo) if hi > lo else np.zeros_like(small)
         out[k] = 1.0 - small if vessels == "dark" else small
     return out
-
-
-def is_xa(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a DICOM file that carries X-ray positioner geometry (an XA view)."""
-    path = Path(path)
-    if path.suffix.lower() not in _DICOM_SUFFIXES or not path.is_file():
-        return False
-    try:
-        import pydicom
-
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # not DICOM: read_images will say so
-        return False
-    return "PositionerPrimaryAngle" in ds or str(ds.get("Modality", "")) == "XA"
 
 
 def xa_views(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame: int | None = None,
@@ -234,9 +118,6 @@ def xa_views(paths: Sequence[str | os.PathLike], n: int, fov_mm: float, *, frame
     if vessels not in ("auto", "bright", "dark"):
         raise ValueError(f"vessels must be 'auto', 'bright' or 'dark', got {vessels!r}")
     from dataclasses import replace
-
-    from angio.conebeam import isocentre_view, parallel_equivalent
-    from angio.io.xa import pair_planes, read_xa
 
     read = [read_xa(p, frame=frame, subtract=subtract, **geometry) for p in paths]
     pair_planes(read, paths)
@@ -302,8 +183,6 @@ def _check_views(angles: np.ndarray, trained: np.ndarray, what: str, allow: bool
 
 
 def _available() -> str:
-    from angio.zoo import DEFAULT_MODELS, entries
-
     shipped = entries()
     views = [f"{n} views: {name}" for n, name in sorted(DEFAULT_MODELS.items()) if name in shipped]
     return "shipped models: " + ("; ".join(views) if views else "none")
@@ -318,13 +197,7 @@ def _load_model(n_images: int, checkpoint: str | os.PathLike | None, geometry: s
     ``None`` for a local model, which runs whole-volume). The zoo name is ``None`` for a
     checkpoint.
     """
-    from angio.inference import is_local
-    from angio.projection import view_angles
-    from angio.train.checkpoint import load_checkpoint
-
     if checkpoint is None:
-        from angio.zoo import default_model, entries, load_entry
-
         shipped = entries()
         name = default_model(n_images, geometry, shipped)
         if name is None:
@@ -357,9 +230,6 @@ def _use_mirror(mirror: bool | None, zoo_name: str | None, angles: np.ndarray) -
     (:func:`angio.projection.mirror_symmetric`); ``True`` insists (an ``InputError`` for views
     that are not symmetric); ``False`` never.
     """
-    from angio.projection import mirror_symmetric
-    from angio.zoo import MIRROR_MODELS
-
     symmetric = mirror_symmetric(angles, tol_deg=ANGLE_TOLERANCE_DEG)
     if mirror is None:
         return zoo_name in MIRROR_MODELS and symmetric
@@ -392,8 +262,6 @@ def _check_patch(model, patch_size: int | None, n: int, what: str) -> None:
     """
     if patch_size is None:
         return
-    from angio.inference import check_patch_size
-
     try:
         check_patch_size(model, int(patch_size), (n, n, n))
     except ValueError as exc:
@@ -440,9 +308,6 @@ def reconstruct(images: np.ndarray, angles: Sequence[float], checkpoint: str | o
         missing, views the model was not trained for (without ``allow_other_views``), or a
         ``patch_size`` the model cannot be applied with (checked before any prediction).
     """
-    from angio.inference import predict_volume
-    from angio.pipeline import inputs_from_projections
-
     angles = _check_angles(angles, len(images))
     _check_not_blank(images, names or [f"view {k + 1} ({a:g} deg)" for k, a in enumerate(angles)])
     torch_device = _device(device)
@@ -490,8 +355,6 @@ def _check_angles(angles, n_images: int) -> np.ndarray:
 
 
 def _device(device: str | None):
-    from angio.device import resolve_device
-
     try:
         return resolve_device(device or "auto")
     except (ValueError, RuntimeError) as exc:
@@ -501,8 +364,6 @@ def _device(device: str | None):
 def _shared_frame_of_reference(paths: Sequence[str | os.PathLike]) -> str:
     """The valid FrameOfReferenceUID that every file of ``paths`` carries, or ``""`` when they share none."""
     import pydicom
-
-    from angio.io.writing import is_dicom_uid
 
     uids = {str(pydicom.dcmread(p, stop_before_pixels=True).get("FrameOfReferenceUID", "")) for p in paths}
     shared = uids.pop() if len(uids) == 1 else ""
@@ -527,10 +388,6 @@ def reconstruct_xa(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     it (:attr:`Reconstruction.frame_of_reference_uid`) and :func:`write_outputs` writes the
     DICOM series in that frame of reference, so it overlays the source study.
     """
-    from angio.conebeam import parallel_equivalent
-    from angio.inference import predict_volume
-    from angio.pipeline import inputs_from_cone_views
-
     torch_device = _device(device)
     model, n, fov_mm, modes, trained, desc, window, zoo_name = _load_model(len(paths), checkpoint, geometry="cone")
     _check_patch(model, patch_size, n, desc)
@@ -559,10 +416,6 @@ def write_outputs(result: Reconstruction, out_dir: str | os.PathLike, *, overwri
     The files are written into a temporary sibling folder that replaces ``out_dir`` only when
     complete; an existing non-empty ``out_dir`` is refused unless ``overwrite``.
     """
-    from angio.io import write_dicom_series
-    from angio.mesh import save_mesh, surface
-    from angio.volume import Volume
-
     with atomic_folder(out_dir, overwrite=overwrite) as tmp:
         h = result.spacing_mm
         np.savez_compressed(tmp / "probability.npz", probability=result.probability,

@@ -95,12 +95,12 @@ def test_write_outputs_is_atomic_and_refuses_non_empty_folders(tmp_path, monkeyp
     with pytest.raises(angio.InputError, match="not empty"):
         write_outputs(result, tmp_path / "rec")
     # a failure mid-way keeps the previous folder intact and leaves no temporary folder
-    from angio import mesh
+    from angio import reconstruct
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(mesh, "save_mesh", boom)
+    monkeypatch.setattr(reconstruct, "save_mesh", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         write_outputs(result, tmp_path / "rec", overwrite=True)
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == names
@@ -456,7 +456,8 @@ def test_zoo_retrain_takes_every_recipe_or_one(monkeypatch, capsys, tmp_path):
 
 
 def test_zoo_publish_and_robustness_reach_the_zoo(monkeypatch, capsys, tmp_path):
-    from angio import zoo, zoo_robustness
+    from angio import zoo
+    from angio.zoo import robustness as zoo_robustness
 
     calls = []
     monkeypatch.setattr(zoo, "publish", lambda name, *, results_dir: calls.append(("publish", name, results_dir))
@@ -548,3 +549,87 @@ def test_mirror_tta_is_chosen_forced_or_refused(tmp_path, capsys):
     assert _use_mirror(None, "unet-3view", np.array([0.0, 45.0, 90.0])) is False
     assert _use_mirror(None, None, np.array([0.0, 90.0])) is False
     assert _use_mirror(False, name, np.array([0.0, 90.0])) is False
+
+
+# ------------------------------------------------------------------------------ interrupts
+
+
+def _interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_an_interrupted_command_says_so_in_one_line_and_exits_130(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "cmd_zoo", _interrupted)
+    assert cli.main(["zoo", "list"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "angio: interrupted\n" and captured.out == ""
+
+
+@pytest.mark.parametrize("module, argv, patch", [
+    ("angio", ["zoo", "list"], ("angio.cli", "cmd_zoo")),
+    ("angio.study", ["run", "--profile", "tiny"], ("angio.study", "run")),
+    ("angio.train", ["--config", "c.json", "--data", "m:f"], ("angio.train.cli", "main")),
+])
+def test_python_dash_m_entry_points_exit_130_on_an_interrupt(monkeypatch, capsys, module, argv, patch):
+    import importlib
+    import runpy
+    import sys
+
+    monkeypatch.setattr(importlib.import_module(patch[0]), patch[1], _interrupted)
+    monkeypatch.setattr(sys, "argv", [f"python -m {module}", *argv])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module(module, run_name="__main__")
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.endswith(": interrupted\n") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_interrupt_while_writing_outputs_leaves_nothing_behind(tmp_path, monkeypatch):
+    from angio import mesh
+    from angio import reconstruct as rec
+
+    prob = np.zeros((16, 16, 16), np.float32)
+    prob[6:10, 6:10, 6:10] = 1.0
+    monkeypatch.setattr(mesh, "save_mesh", _interrupted)
+    monkeypatch.setattr(rec, "save_mesh", _interrupted, raising=False)  # where reconstruct imports it by name
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(Reconstruction(prob, 1.5, np.array([0.0, 90.0]), prob[None]), tmp_path / "rec")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one
+
+
+def test_sigint_to_python_dash_m_angio_exits_130_without_a_traceback(tmp_path):
+    """A real Ctrl-C: the command blocks reading a named pipe given as its view, and gets SIGINT there."""
+    import errno
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs POSIX named pipes")
+    view = tmp_path / "view.dcm"
+    os.mkfifo(view)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "angio", "reconstruct", str(view), "--angles", "0", "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if the test runner ignores it
+    writer, deadline = None, time.monotonic() + 60
+    try:
+        while writer is None:  # opening the write end succeeds once the command has opened the pipe to read it
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the command never opened its view: {proc.communicate()}")
+            try:
+                writer = os.open(view, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                assert exc.errno == errno.ENXIO
+                time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)  # the command now waits for the pipe's first bytes
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        proc.kill()
+    assert proc.returncode == 130 and err == "angio: interrupted\n" and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.dcm"]

@@ -151,7 +151,7 @@ def test_synthetic_biplane_xa_reconstructs_end_to_end(tmp_path):
     result = reconstruct_xa(files, vessels="bright")  # the phantom shows contrast bright
     assert sorted(result.angles_deg.tolist()) == [0.0, 90.0]  # from the headers, no angles typed
     assert result.probability.shape == (n, n, n) and repr(entry.name) in result.model
-    from angio.zoo_robustness import read_robustness
+    from angio.zoo.robustness import read_robustness
 
     rows = read_robustness(entry.name)["rows"]
     recorded = next(r["dice"] for r in rows if r["case"] == case

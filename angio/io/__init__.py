@@ -1,4 +1,4 @@
-"""DICOM series input/output and resampling to a cube, one module each.
+"""Reading and writing the files of the field: DICOM series, XA files and 2D views, one module each.
 
 * :func:`read_dicom_series` (:mod:`angio.io.reading`) reads one single-frame DICOM series
   (e.g. a CTA) from a folder into a :class:`~angio.volume.Volume` in modality units
@@ -13,6 +13,8 @@
 * :func:`read_xa` (:mod:`angio.io.xa`) reads one plane of an X-ray angiography file (single
   or multi-frame): the frame of peak arterial filling (or a named one), optionally
   log-subtracted, and the C-arm geometry from its positioner tags.
+* :func:`read_images` (:mod:`angio.io.views`) reads 2D angiograms (PNG, TIFF, single-frame
+  DICOM) as displayed, one per view; :func:`is_xa` tells an XA file from a plain view.
 * :func:`~angio.io.pixels.displayed_pixels` (:mod:`angio.io.pixels`) decodes one DICOM image
   as displayed (modality LUT, VOI LUT, MONOCHROME1 inversion), refusing an absurd declared
   size before decoding and compressed data without a decoder.
@@ -34,6 +36,7 @@ from __future__ import annotations
 from angio.io.deid import META_FIELDS, WRITTEN_META_FIELDS
 from angio.io.reading import read_dicom_series
 from angio.io.resampling import resample_to_cube
+from angio.io.views import is_xa, read_images
 from angio.io.writing import write_dicom_series
 from angio.io.xa import XAView, pair_planes, read_xa
 
@@ -46,4 +49,6 @@ __all__ = [
     "read_xa",
     "pair_planes",
     "XAView",
+    "read_images",
+    "is_xa",
 ]

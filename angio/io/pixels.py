@@ -28,7 +28,14 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from angio.errors import InputError
-from angio.io.reading import _check_rescale, _decoder_hint, _missing_decoder, _syntax_name, _transfer_syntax
+from angio.io.reading import (
+    _check_rescale,
+    _check_transfer_syntax,
+    _decoder_hint,
+    _missing_decoder,
+    _syntax_name,
+    _transfer_syntax,
+)
 
 __all__ = ["MAX_IMAGE_PIXELS", "MAX_DECODED_PIXELS", "check_declared_pixels", "check_decodable", "displayed_pixels"]
 
@@ -107,8 +114,10 @@ def check_decodable(ds: Dataset, path: Path) -> None:
     ------
     angio.InputError
         The transfer syntax is compressed and pydicom has no (available) decoder for it; the
-        message says which packages would decode it.
+        message says which packages would decode it. Or the file meta names a UID that is not a
+        transfer syntax.
     """
+    _check_transfer_syntax(ds, path)
     ts = _transfer_syntax(ds)
     if ts is None or not ts.is_compressed:
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -12,18 +14,22 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, get_decoder
-from pydicom.uid import UID
+from pydicom.uid import UID, UID_dictionary
 
 from angio.errors import InputError
 from angio.io.deid import meta_from
 from angio.volume import Volume
 
-__all__ = ["read_dicom_series"]
+__all__ = ["read_dicom_series", "read_dataset"]
 
 _POSITION_TOL_MM = 1e-3  # slices closer than this along the normal are duplicates
 _SPACING_REL_TOL = 0.05  # allowed relative deviation of a slice step from the series step
 _MAX_LISTED = 5  # how many gaps / files an error message lists at most
+_SCANNED_BYTES = 1 << 20  # how much of a non-DICOM file is searched for the series' UID
+_DICOM_ROOT = "1.2.840.10008."  # the root of the UIDs the DICOM standard registers
+_UID_CHARACTERS = re.compile(r"[0-9.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,9 @@ def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = Non
     """Read a single-frame DICOM series from a folder into a :class:`~angio.volume.Volume`.
 
     Only the folder's own files are read (no recursion); files that are not DICOM images
-    (other files, ``DICOMDIR``, structured reports, images without position) are skipped.
+    (other files, ``DICOMDIR``, structured reports, images without position) are skipped,
+    except those that look like a damaged slice of the series (see Raises): a damaged slice
+    is refused, never dropped.
 
     Parameters
     ----------
@@ -64,12 +72,16 @@ def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = Non
         The folder is missing, empty or holds no DICOM image; it holds several series and
         ``series_uid`` is not given, or ``series_uid`` is absent; slices are missing,
         duplicated or irregularly spaced; slice size, pixel spacing or orientation differ;
-        the pixel data cannot be decoded (for example compressed with no decoder installed).
+        the pixel data cannot be decoded (for example compressed with no decoder installed);
+        a file is damaged or truncated (a DICOM file that cannot be parsed, a header value
+        that is not a number, a file that holds the series' UID but no readable DICOM header).
+        The message names the file.
     """
     path = _existing_folder(folder)
-    images, others = _scan_images(path)
+    images, others, foreign = _scan_images(path)
     groups = _group_by_series(images)
     uid, slices = _select_series(groups, series_uid, path)
+    _check_no_damaged_file(uid, foreign)
     _check_no_incomplete_slice(uid, slices, others)
     _check_consistent(slices, path)
     slices, normal = _sort_along_normal(slices)
@@ -98,28 +110,28 @@ def _existing_folder(folder: str | os.PathLike) -> Path:
     return path
 
 
-def _scan_images(folder: Path) -> tuple[list[_Slice], list[_Slice]]:
-    """Headers (no pixel data) of the folder's DICOM image slices, and of its other DICOM files."""
+def _scan_images(folder: Path) -> tuple[list[_Slice], list[_Slice], list[Path]]:
+    """The folder's DICOM image slices and its other DICOM files (headers only), and its files that are not DICOM."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
     if not files:
         raise InputError(f"DICOM folder '{folder}' is empty.")
-    images, others, n_not_dicom = [], [], 0
+    images, others, foreign = [], [], []
     for file in files:
         header = _read_header(file)
         if header is None:
-            n_not_dicom += 1
+            foreign.append(file)
         elif _is_volume_slice(header):
             images.append(_Slice(file, header))
         else:
             others.append(_Slice(file, header))
-    n_not_image = len(others)
     if not images:
+        listed = ", ".join(f"'{p.name}'" for p in files[:_MAX_LISTED]) + (", ..." if len(files) > _MAX_LISTED else "")
         raise InputError(
-            f"No DICOM image slices in '{folder}': of {len(files)} file(s), {n_not_dicom} are "
-            f"not DICOM and {n_not_image} are DICOM files without an image or without "
-            "ImagePositionPatient/ImageOrientationPatient (e.g. DICOMDIR, reports)."
+            f"No DICOM image slices in '{folder}': of {len(files)} file(s) ({listed}), {len(foreign)} are "
+            f"not DICOM and {len(others)} are DICOM files without an image or without "
+            "ImagePositionPatient/ImageOrientationPatient (e.g. DICOMDIR, reports, or damaged slices)."
         )
-    return images, others
+    return images, others, foreign
 
 
 def _sop_class(header: Dataset) -> str | None:
@@ -129,32 +141,113 @@ def _sop_class(header: Dataset) -> str | None:
 
 
 def _check_no_incomplete_slice(uid: str, slices: list[_Slice], others: list[_Slice]) -> None:
-    """Refuse a series with a file of its kind that lost its geometry (e.g. a truncated slice).
+    """Refuse a series beside a DICOM file that may be one of its slices, damaged (e.g. truncated).
 
-    A DICOM file of the series' SOP class that names the series (or a prefix of its UID, or
-    no series at all) but has no rows/columns/position/orientation is a damaged slice: skipping it would
-    silently drop a slice from the volume (at either end of the stack no gap would show).
+    Such a file has no rows/columns/position/orientation, and either is of the series' SOP
+    class (or a prefix of it, or none) and names the series (or a prefix of its UID, or no
+    series at all), or has a damaged header that cannot say what it is (see
+    :func:`_damaged_header`). Skipping it would silently drop a slice from the volume (at either
+    end of the stack no gap would show).
     """
-    sop = _sop_class(slices[0].header)
+    sop = _sop_class(slices[0].header) or ""
     for o in others:
-        same_kind = sop is not None and _sop_class(o.header) == sop
-        series = str(o.header.get("SeriesInstanceUID", ""))
-        if same_kind and uid.startswith(series):  # "" or a UID cut short by the truncation
+        kind = _sop_class(o.header) or ""
+        series = str(o.header.get("SeriesInstanceUID", "") or "")
+        if _damaged_header(kind, series) or (sop.startswith(kind) and uid.startswith(series)):
             raise InputError(
-                f"DICOM file '{o.path}' is an image of series '{uid}' (or of no series) but lacks "
-                "Rows/Columns/ImagePositionPatient/ImageOrientationPatient: it is truncated or "
-                "damaged. Restore or remove it; reading on would drop a slice from the volume."
+                f"DICOM file '{o.path}' may be an image of series '{uid}' (its SOP class and series are the "
+                "series' own, cut short, absent or damaged) but lacks Rows/Columns/ImagePositionPatient/"
+                "ImageOrientationPatient: it is truncated or damaged. Restore or remove it; reading on "
+                "would drop a slice from the volume."
             )
 
 
-def _read_header(file: Path) -> Dataset | None:
-    """Header of ``file`` read without its pixel data, or ``None`` if it is not DICOM."""
+def _damaged_header(sop_class: str, series: str) -> bool:
+    """Whether a SOP class or series UID read from a header is damaged: not a UID anyone wrote.
+
+    A UID holds digits and dots only, at most 64 of them (leading zeros, which old writers
+    emit, are accepted); a SOP class under the DICOM root must be a registered one.
+    """
+    broken = any(text and not _UID_CHARACTERS.fullmatch(text) for text in (sop_class, series))
+    return broken or (sop_class.startswith(_DICOM_ROOT) and sop_class not in UID_dictionary)
+
+
+def _check_no_damaged_file(uid: str, foreign: list[Path]) -> None:
+    """Refuse a file that is not readable as DICOM but may be a slice of the series whose header is damaged.
+
+    Files that are not DICOM are skipped (a README, a checksum list), except one that carries
+    the series' ``SeriesInstanceUID`` or a UID under the DICOM root (a DICOM file whose preamble
+    or ``DICM`` prefix was overwritten) and one that is empty or holds only the start of a DICOM
+    preamble (a file cut short): skipping them could drop a slice from the volume.
+    """
+    for path in foreign:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(_SCANNED_BYTES)
+        except OSError as exc:
+            raise InputError(f"File '{path}' in the DICOM folder cannot be read ({exc.strerror or exc}).") from None
+        if uid and uid.encode("ascii", "replace") in head:
+            problem = f"holds the UID of series '{uid}' but has no readable DICOM header"
+        elif _DICOM_ROOT.encode("ascii") in head:
+            problem = f"holds UIDs under the DICOM root {_DICOM_ROOT[:-1]} but has no readable DICOM header"
+        elif len(head) < 132 and not head[:128].strip(b"\0") and b"DICM".startswith(head[128:]):
+            problem = "is empty or holds only the start of a DICOM preamble"
+        else:
+            continue
+        raise InputError(f"File '{path}' {problem}: it is a damaged or truncated DICOM file (or not in the "
+                         "DICOM file format). Restore or remove it; reading on could drop a slice from the volume.")
+
+
+def read_dataset(path: str | os.PathLike, *, stop_before_pixels: bool = False) -> Dataset:
+    """Read a DICOM file with the value of every element converted, so a damaged file fails here.
+
+    pydicom converts an element's stored bytes when the element is first used; a damaged
+    header (an unknown value representation, a value of the wrong length, a broken sequence)
+    would otherwise fail wherever it is used first, with no file named.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    stop_before_pixels : bool
+        Read the header only.
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        The file's data set, its file meta included, every value converted.
+
+    Raises
+    ------
+    pydicom.errors.InvalidDicomError
+        Not a DICOM file (no ``DICM`` prefix after the preamble).
+    angio.InputError
+        A file that cannot be read, or a DICOM file that is damaged or truncated (names the
+        file and what the parser said).
+    """
     try:
-        return pydicom.dcmread(file, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        for dataset in (getattr(ds, "file_meta", Dataset()), ds):
+            for _ in dataset.iterall():  # converts each value
+                pass
     except InvalidDicomError:
-        return None
-    except Exception as exc:  # truncated or corrupt DICOM: skip, but say so
-        warnings.warn(f"Skipping unreadable DICOM file '{file}': {exc}", stacklevel=4)
+        raise
+    except OSError as exc:
+        raise InputError(f"DICOM file '{path}' cannot be read ({exc.strerror or exc}).") from None
+    except Exception as exc:
+        raise InputError(f"DICOM file '{path}' is damaged or truncated ({type(exc).__name__}: {exc}).") from exc
+    return ds
+
+
+def _read_header(file: Path) -> Dataset | None:
+    """Header of ``file`` read without its pixel data, or ``None`` if it is not DICOM.
+
+    A DICOM file that cannot be parsed raises :class:`InputError`: it may be a slice of the
+    series, which must not silently go missing.
+    """
+    try:
+        return read_dataset(file, stop_before_pixels=True)
+    except InvalidDicomError:
         return None
 
 
@@ -192,13 +285,15 @@ def _select_series(
 
 
 def _describe_series(groups: dict[str, list[_Slice]]) -> str:
-    """One line per series: UID, modality and slice count."""
+    """One line per series: UID, modality, slice count and (the first few) file names."""
     lines = []
     for uid, slices in groups.items():
         # no SeriesDescription: free text that the de-identification profile removes
         name = uid or "(no SeriesInstanceUID)"
         modality = slices[0].header.get("Modality", "") or "?"
-        lines.append(f"  {name}  {modality}  {len(slices)} slice(s)")
+        files = ", ".join(f"'{s.path.name}'" for s in slices[:_MAX_LISTED])
+        more = f", ... ({len(slices) - _MAX_LISTED} more)" if len(slices) > _MAX_LISTED else ""
+        lines.append(f"  {name}  {modality}  {len(slices)} slice(s): {files}{more}")
     return "\n".join(lines)
 
 
@@ -228,16 +323,53 @@ def _check_consistent(slices: list[_Slice], folder: Path) -> None:
             )
 
 
+#: Header values every slice needs, with their number of values (all must be finite numbers).
+_GEOMETRY = {"Rows": 1, "Columns": 1, "PixelSpacing": 2, "ImagePositionPatient": 3, "ImageOrientationPatient": 6}
+
+
 def _check_slice_header(s: _Slice) -> None:
+    """A single grayscale frame with usable geometry values; :class:`InputError` naming the file otherwise.
+
+    A damaged header can hold text where a number belongs, or one value where several do.
+    """
     if s.header.get("PixelSpacing") in (None, ""):
         raise InputError(f"DICOM file '{s.path}' has no PixelSpacing.")
-    if int(s.header.get("NumberOfFrames", 1) or 1) > 1:
+    geometry = {key: _numbers(s, key, count) for key, count in _GEOMETRY.items()}
+    if min(*geometry["Rows"], *geometry["Columns"], *geometry["PixelSpacing"]) <= 0:
+        raise InputError(f"DICOM file '{s.path}': Rows, Columns and PixelSpacing must be positive, got "
+                         f"{_plain(geometry['Rows'] + geometry['Columns'])} and {_plain(geometry['PixelSpacing'])}.")
+    if _count(s, "NumberOfFrames") > 1:
         raise InputError(
             f"DICOM file '{s.path}' is multi-frame ({s.header.NumberOfFrames} frames); only "
             "single-frame series (one file per slice) are supported."
         )
-    if int(s.header.get("SamplesPerPixel", 1) or 1) != 1:
+    if _count(s, "SamplesPerPixel") != 1:
         raise InputError(f"DICOM file '{s.path}' is not grayscale (SamplesPerPixel != 1).")
+    _check_transfer_syntax(s.header, s.path)
+
+
+def _numbers(s: _Slice, key: str, count: int) -> tuple[float, ...]:
+    """The ``count`` finite numbers of header element ``key``; :class:`InputError` naming the file otherwise."""
+    raw = s.header.get(key)
+    values = list(raw) if isinstance(raw, (MultiValue, list, tuple)) else [raw]
+    try:
+        numbers = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != count or not np.isfinite(numbers).all():
+        text = "\\".join(str(v) for v in values)
+        raise InputError(f"DICOM file '{s.path}': {key} {text!r} is not {count} finite number(s); "
+                         "the file may be damaged.")
+    return numbers
+
+
+def _count(s: _Slice, key: str) -> int:
+    """A count in the header (``NumberOfFrames``, ``SamplesPerPixel``), 1 when absent or empty."""
+    raw = s.header.get(key)
+    try:
+        return int(raw or 1)
+    except (TypeError, ValueError):
+        raise InputError(f"DICOM file '{s.path}': {key} {str(raw)!r} is not a whole number.") from None
 
 
 def _rounded(header: Dataset, key: str) -> tuple[float, ...]:
@@ -263,7 +395,7 @@ def _sort_along_normal(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray]:
     """Slices sorted by position along the normal ``row x col``, and that unit normal."""
     row, col = _orientation(slices[0].header)
     normal = np.cross(row, col)
-    if np.linalg.norm(normal) < 0.5:
+    if not np.linalg.norm(normal) >= 0.5:  # also NaN, from a zero direction
         raise InputError(
             f"DICOM file '{slices[0].path}' has a degenerate ImageOrientationPatient "
             f"{_floats(slices[0].header, 'ImageOrientationPatient').tolist()}."
@@ -330,8 +462,14 @@ def _single_slice_step(s: _Slice) -> float:
     """``dz`` of a one-slice series: SpacingBetweenSlices, SliceThickness, else 1 mm."""
     for key in ("SpacingBetweenSlices", "SliceThickness"):
         value = s.header.get(key)
-        if value not in (None, "") and float(value) > 0:
-            return float(value)
+        if value in (None, ""):
+            continue
+        try:
+            step = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"DICOM file '{s.path}': {key} {str(value)!r} is not a number.") from None
+        if math.isfinite(step) and step > 0:
+            return step
     warnings.warn(
         f"Single-slice series '{s.path}' has no SpacingBetweenSlices or SliceThickness; "
         "using dz = 1.0 mm.",
@@ -360,7 +498,7 @@ def _decode_series(slices: list[_Slice], uid: str) -> np.ndarray:
     _check_decodable(slices, uid)
     out = np.empty((len(slices), slices[0].header.Rows, slices[0].header.Columns), np.float32)
     for k, s in enumerate(slices):
-        ds = pydicom.dcmread(s.path)
+        ds = _read_image(s.path)
         if "PixelData" not in ds:
             raise InputError(f"DICOM file '{s.path}' has no PixelData.")
         try:
@@ -373,10 +511,21 @@ def _decode_series(slices: list[_Slice], uid: str) -> np.ndarray:
                 f"single grayscale frame of {out.shape[1:]}."
             )
         _check_rescale(ds, s.path)
-        out[k] = apply_modality_lut(pixels, ds)
+        try:
+            out[k] = apply_modality_lut(pixels, ds)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"DICOM file '{s.path}': unusable modality LUT ({type(exc).__name__}: {exc}).") from None
         if not np.isfinite(out[k]).all():
             raise InputError(f"DICOM file '{s.path}': the modality LUT gives non-finite values.")
     return out
+
+
+def _read_image(path: Path) -> Dataset:
+    """The whole file of a slice whose header was read; :class:`InputError` if it no longer reads."""
+    try:
+        return read_dataset(path)
+    except InvalidDicomError as exc:  # replaced since its header was read
+        raise InputError(f"DICOM file '{path}' is no longer a DICOM file ({exc}).") from None
 
 
 _MAX_SLOPE = 1e4
@@ -406,6 +555,14 @@ def _transfer_syntax(ds: Dataset) -> UID | None:
     if meta is None or "TransferSyntaxUID" not in meta:
         return None
     return UID(meta.TransferSyntaxUID)
+
+
+def _check_transfer_syntax(ds: Dataset, path: Path) -> None:
+    """Refuse a TransferSyntaxUID that is not a transfer syntax (a damaged file meta), naming the file."""
+    ts = _transfer_syntax(ds)
+    if ts is not None and not ts.is_transfer_syntax:
+        raise InputError(f"DICOM file '{path}': TransferSyntaxUID {str(ts)[:64]!r} is not a known transfer syntax "
+                         "(damaged file meta?).")
 
 
 def _missing_decoder(ts: UID) -> str | None:

@@ -50,12 +50,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from angio.conebeam import CArmGeometry
-from angio.errors import InputError
+from angio.errors import InputError, reading_errors
 from angio.io.pixels import displayed_pixels
+from angio.io.reading import read_dataset
 
 __all__ = ["XAView", "read_xa", "pair_planes", "GEOMETRY_TAGS", "MAGNIFICATION_TOLERANCE"]
 
@@ -216,18 +217,36 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
         :data:`angio.io.pixels.MAX_DECODED_PIXELS` in all (refused before decoding), frames
         of different sizes, a frame index out of range, a missing geometry tag (naming the
         tag and the flag that supplies it), or an EstimatedRadiographicMagnificationFactor
-        that disagrees with the distances (naming both).
+        that disagrees with the distances (naming both); a damaged or truncated file, whatever
+        pydicom or numpy raise for it (naming the file and what failed).
     """
     path = Path(path)
+    ds = _read_file(path)
+    overrides = {"PositionerPrimaryAngle": primary_deg, "PositionerSecondaryAngle": secondary_deg,
+                 "DistanceSourceToDetector": source_detector_mm, "DistanceSourceToPatient": source_patient_mm}
+    with reading_errors(path, "damaged XA file, its header or pixel data cannot be used"):
+        return _view(ds, path, frame=frame, subtract=subtract, overrides=overrides, pixel_mm=pixel_mm)
+
+
+def _read_file(path: Path) -> Dataset:
+    """The XA file's data set, every value converted; :class:`InputError` naming the file if it does not read."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError) as exc:
+        return read_dataset(path)
+    except InvalidDicomError as exc:
         raise InputError(f"{path}: not a readable DICOM file ({exc})") from None
+
+
+def _view(ds: Dataset, path: Path, *, frame: int | None, subtract: bool | None, overrides: dict[str, float | None],
+          pixel_mm: Sequence[float] | None) -> XAView:
+    """The :class:`XAView` of a read XA data set (see :func:`read_xa`); ``overrides`` by positioner keyword."""
+    primary_deg = overrides["PositionerPrimaryAngle"]
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    if not photometric:
+        raise InputError(f"{path}: no PhotometricInterpretation: not an image, or a truncated or damaged file")
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise InputError(f"{path}: photometric interpretation {photometric or '(none)'!r} is not supported; "
+        raise InputError(f"{path}: photometric interpretation {photometric!r} is not supported; "
                          "XA views must be MONOCHROME1 or MONOCHROME2")
     if "PerFrameFunctionalGroupsSequence" in ds:
         raise InputError(f"{path}: an enhanced multi-frame file with per-frame geometry (possibly more than "
@@ -239,7 +258,7 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames == 1:
         frames = frames[None]
-    if frames.ndim != 3 or len(frames) != n_frames:
+    if frames.ndim != 3 or len(frames) != n_frames or frames.size == 0:
         raise InputError(f"{path}: expected {n_frames} grey frames, decoded shape {frames.shape}")
     dsa = "SUBTRACTED" in str(ds.get("ImageType", "")).upper() or ds.get("RecommendedViewingMode") == "SUB"
     log = np.log(np.maximum(frames, 1.0))
@@ -257,8 +276,6 @@ def read_xa(path: str | os.PathLike, *, frame: int | None = None, subtract: bool
         spacing = tuple(float(v) for v in pixel_mm)
     else:
         spacing = (_number(ds, "ImagerPixelSpacing", path, {}, 0), _number(ds, "ImagerPixelSpacing", path, {}, 1))
-    overrides = {"PositionerPrimaryAngle": primary_deg, "PositionerSecondaryAngle": secondary_deg,
-                 "DistanceSourceToDetector": source_detector_mm, "DistanceSourceToPatient": source_patient_mm}
     values = {k: _number(ds, k, path, overrides) for k in overrides}
     overridden = any(overrides[k] is not None for k in _DISTANCES)
     magnification = _estimated_magnification(ds, path, values, overridden)
