@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from angio.conebeam import CArmGeometry, cone_mip, isocentre_view
 from angio.phantom import PRESETS
 from angio.pipeline import GEOMETRY_NAMES, CaseVolumes, inputs_from_cone_views, inputs_from_projections
 from angio.projection import mip, view_angles
@@ -178,16 +179,12 @@ def acquired_inputs(vols: CaseVolumes, n_views: int, modes: tuple[str, ...], acq
 
 
 def _cone_geometries(n: int, spacing_mm: float, angles) -> list:
-    from angio.conebeam import CArmGeometry
-
     return [CArmGeometry.typical(n, spacing_mm, t) for t in angles]
 
 
 def _cone_views(vols: CaseVolumes, n_views: int, acquisition: Acquisition, *,
                 seed: int = 0, device: str | torch.device | None = None) -> tuple[np.ndarray, list]:
     """Detector images ``(n_views, N, N)`` of the typical C-arm at the acquired angles, and their views."""
-    from angio.conebeam import cone_mip
-
     n, h = vols.spec.size, vols.spec.voxel_mm
     unit = more_noise(vols.unit_intensity(), vols.spec.modality, acquisition.noise_scale, seed=seed)
     views = _cone_geometries(n, h, _acquired_angles(n_views, acquisition))
@@ -207,8 +204,6 @@ def acquired_projections(vols: CaseVolumes, n_views: int, acquisition: Acquisiti
     already demagnified to the isocentre).
     """
     if acquisition.cone_beam:
-        from angio.conebeam import isocentre_view
-
         detector, views = _cone_views(vols, n_views, acquisition, seed=seed)
         n = vols.spec.size
         proj = np.stack([isocentre_view(img, g, n, vols.spec.fov_mm) for img, g in zip(detector, views)])

@@ -28,7 +28,7 @@ import torch
 
 from angio.data import split_cases
 from angio.dataset import VesselDataset
-from angio.pipeline import TRAINING_TARGETS, VolumeCache, VolumeSpec
+from angio.pipeline import GEOMETRY_NAMES, TRAINING_TARGETS, VolumeCache, VolumeSpec
 from angio.train import TrainConfig, fit, load_checkpoint
 from angio.train.checkpoint import read_history
 
@@ -111,8 +111,6 @@ class StudySettings:
     angle_jitter_deg: float = 0.0
 
     def __post_init__(self) -> None:
-        from angio.pipeline import GEOMETRY_NAMES
-
         if self.geometry not in GEOMETRY_NAMES:
             raise ValueError(f"StudySettings.geometry must be one of {GEOMETRY_NAMES}, got {self.geometry!r}")
         for name in ("batch_size", "samples_per_volume"):

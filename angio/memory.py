@@ -65,8 +65,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from angio.checks import size3
 from angio.device import PRECISION_DTYPES, autocast
-from angio.validation import size3
+from angio.inference import fold_batchnorm
+from angio.models.losses import build_loss
 
 __all__ = ["MemoryEstimate", "InsufficientMemoryError", "estimate_memory", "available_memory", "check_fits"]
 
@@ -288,8 +290,6 @@ class _Probe(NamedTuple):
 
 
 def _probe_training(model: nn.Module, side: int, cin: int, cout: int, precision: str, loss: str, method: str) -> _Probe:
-    from angio.models.losses import build_loss
-
     gen = torch.Generator().manual_seed(0)  # private: the global RNG stream is left alone
     x = torch.rand(1, cin, side, side, side, generator=gen)
     target = (torch.rand(1, cout, side, side, side, generator=gen) > 0.5).float()
@@ -355,8 +355,6 @@ def _fit(
         if hasattr(probe_model, "checkpointing"):
             probe_model.checkpointing = checkpointing
     else:
-        from angio.inference import fold_batchnorm
-
         probe_model = fold_batchnorm(model).cpu()
     cout = int(getattr(model, "out_channels", 1))
     results = []

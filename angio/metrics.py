@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from angio.validation import as_numpy, finite_values
+from angio.checks import as_numpy, finite_values
 
 __all__ = [
     "METRICS",

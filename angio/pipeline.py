@@ -31,7 +31,8 @@ import torch
 
 from angio.atomic import atomic_write
 from angio.augment import RandomTreeTransform, TreeTransform
-from angio.data import load_tree
+from angio.conebeam import cone_backproject
+from angio.data import list_cases, load_tree
 from angio.errors import InputError
 from angio.phantom import PRESETS, angiography_volume, to_unit_range
 from angio.projection import backproject, mip, view_angles
@@ -290,8 +291,6 @@ def inputs_from_cone_views(images: np.ndarray, geometries, n: int, *, spacing_mm
     ndarray, shape (len(modes), N, N, N), float32
         Each channel normalized to ``[0, 1]``.
     """
-    from angio.conebeam import cone_backproject
-
     check_modes(modes)
     return np.stack([cone_backproject(images, geometries, n, spacing_mm=spacing_mm, mode=m,
                                       require_all_views=True, device=device) for m in modes])
@@ -372,8 +371,6 @@ GEOMETRY_NAMES = ("parallel", "cone", "cone-rays")
 
 def check_cases(cases) -> list[str]:
     """Validate case ids against the bundled data (clear error naming the unknown ones)."""
-    from angio.data import list_cases
-
     known = set(list_cases())
     unknown = [c for c in cases if c not in known]
     if unknown:

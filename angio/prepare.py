@@ -19,8 +19,10 @@ import numpy as np
 
 import angio
 from angio.atomic import atomic_folder
+from angio.data import list_cases
 from angio.pipeline import check_cases, network_input
 from angio.projection import view_angles
+from angio.study import study_split
 
 __all__ = ["prepare_dataset"]
 
@@ -46,9 +48,6 @@ def prepare_dataset(out_dir: str | os.PathLike, settings, *, view_counts=(2,), m
     cases : list of str, optional
         Explicit case ids.
     """
-    from angio.data import list_cases
-    from angio.study import study_split
-
     if cases:
         cases = check_cases(cases)
     elif split == "all":

@@ -22,7 +22,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from angio.atomic import atomic_write_text
 from angio.device import cpu_has_native_bf16
 from angio.errors import InputError
 
-__all__ = ["grid", "provenance", "write_record", "read_record", "git_commit", "hardware", "sha256"]
+__all__ = ["grid", "provenance", "write_record", "read_record", "finish_record", "git_commit", "hardware", "sha256"]
 
 #: The checkout the package runs from (its git commit is stamped on records).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,21 @@ def write_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def finish_record(path: str | os.PathLike, record: dict[str, Any], started: float, *,
+                  log: Callable[[str], None] | None = print) -> Path:
+    """Stamp ``record`` with its :func:`provenance`, write it atomically and log one line.
+
+    The tail every recorded measurement shares (ground truth, view consistency, ...):
+    ``started`` is the :func:`time.perf_counter` value when the measurement began; the line
+    logged names the file, its number of ``rows`` and the wall time. Returns the path.
+    """
+    record = {**record, **provenance(started)}
+    path = write_record(path, record)
+    if log is not None:
+        log(f"wrote {path} ({len(record.get('rows', []))} rows, {record['wall_s']:.0f} s)")
     return path
 
 

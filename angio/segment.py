@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from angio.validation import as_numpy, finite_values
+from angio.checks import as_numpy, finite_values
 
 __all__ = ["otsu_threshold", "otsu_mask"]
 

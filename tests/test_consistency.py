@@ -218,12 +218,12 @@ def test_record_reproduces_one_validation_tree(record, tmp_path):
             assert abs(a[m] - b[m]) <= 1e-4, (a, b)
 
 
-def test_readme_quotes_the_recorded_test_dice(record):
+def test_zoo_page_quotes_the_recorded_test_dice(record):
     import re
 
     from angio.study import REPO_ROOT
 
-    text = " ".join((REPO_ROOT / "README.md").read_text().split())
+    text = " ".join((REPO_ROOT / "book" / "zoo.md").read_text().split())
     section = text[text.index("View consistency as a test-time refinement"):]
     table = view_consistency_table(record)
     for model in record["models"]:

@@ -22,7 +22,7 @@ from angio.segment import otsu_mask
 
 __all__ = ["BASELINES", "CTA_WINDOWS", "otsu_by_window", "evaluate_baselines", "evaluate_experiments",
            "connectivity_by_resolution", "backprojection_thresholds", "evaluate_ground_truth", "spread_view_counts",
-           "reconstructions"]
+           "reconstructions", "otsu_shares"]
 
 BASELINES = {"otsu_sum": "Otsu on the sum back-projection", "otsu_min": "Otsu on the min back-projection"}
 
@@ -187,3 +187,30 @@ def otsu_by_window(settings: StudySettings, cases: Sequence[str], *,
                          "vessel_share": float((mask & v.exact).sum() / max(int(mask.sum()), 1))})
             examples.setdefault(name, mask)
     return rows, examples
+
+
+def otsu_shares(settings: StudySettings, splits: Mapping[str, Sequence[str]], *,
+                windows: Mapping[str, tuple[float, float] | None] = CTA_WINDOWS) -> list[dict]:
+    """Share of the field that Otsu's threshold of the CTA marks, per tree and intensity window.
+
+    Parameters
+    ----------
+    settings : StudySettings
+        The grid (its spec's modality is replaced by ``"cta"``).
+    splits : mapping of str to sequence of str
+        ``{split name: trees}``, e.g. ``{"validation": [...], "test": [...]}``.
+    windows : mapping
+        As :data:`CTA_WINDOWS`.
+
+    Returns
+    -------
+    list of dict
+        One row per tree: ``case``, ``split`` and, per window name, the share of the field's
+        voxels in Otsu's mask (see :func:`otsu_by_window`).
+    """
+    cases = [c for trees in splits.values() for c in trees]
+    rows, _ = otsu_by_window(settings, cases, windows=windows)
+    n = settings.spec.size ** 3
+    share = {(r["case"], r["window"]): r["otsu_voxels"] / n for r in rows}
+    return [{"case": c, "split": split, **{w: share[c, w] for w in windows}}
+            for split, trees in splits.items() for c in trees]

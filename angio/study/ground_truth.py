@@ -31,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from angio import zoo
 from angio.errors import InputError
 from angio.experiment import StudySettings
 from angio.metrics import evaluate
 from angio.phantom import PRESETS
-from angio.records import grid, provenance, read_record, write_record
+from angio.pipeline import build_case
+from angio.records import finish_record, grid, read_record
 from angio.segment import otsu_mask
 from angio.study.evaluation import CTA_WINDOWS
 from angio.study.tables import mean_table
@@ -142,8 +144,6 @@ def ground_truth_rows(settings: StudySettings, cases: Iterable[str], *, presets:
 
 def _zoo_settings(results_dir: str | os.PathLike) -> StudySettings:
     """The zoo's grid (:data:`angio.zoo.DEFAULT_SPEC`) and seed, cache under ``results_dir``."""
-    from angio import zoo
-
     base = zoo.RECIPES[zoo.DEFAULT_MODELS[2]].settings
     return replace(base, spec=zoo.DEFAULT_SPEC, results_dir=str(results_dir))
 
@@ -175,9 +175,6 @@ def record_ground_truth(cases: Sequence[str] | None = None, *, preset_cases: Map
     pathlib.Path
         The record (written atomically once every row is measured).
     """
-    from angio import zoo
-    from angio.pipeline import build_case
-
     settings = _zoo_settings(results_dir)
     split_from = zoo.DEFAULT_MODELS[2]
     split = zoo.entries()[split_from].record["split"]
@@ -215,11 +212,8 @@ def record_ground_truth(cases: Sequence[str] | None = None, *, preset_cases: Map
         "fields": ROW_FIELDS,
         "rows": rows,
         "cta_build_s": cta_build_s,
-        **provenance(t0),
     }
-    path = write_record(path, record)
-    log(f"wrote {path} ({len(rows)} rows, {record['wall_s']:.0f} s)")
-    return path
+    return finish_record(path, record, t0, log=log)
 
 
 def read_ground_truth(path: str | os.PathLike = RECORD) -> dict[str, Any]:

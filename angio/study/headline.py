@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from angio import paper
+from angio import paper, zoo
+from angio.study import zoo_tables
 
 __all__ = ["headline_markdown", "reproduction_paragraph", "HEADLINE_FIGURE"]
 
@@ -35,8 +36,6 @@ def _means(rows: list[dict], method: str) -> dict[str, float] | None:
 
 def _answer(rows: list[dict]) -> str:
     """The "how many views?" paragraph, from the default models' measured means."""
-    from angio import zoo
-
     two, three = (_means(rows, zoo.DEFAULT_MODELS.get(n, "")) for n in (2, 3))
     if two is None:
         return ""
@@ -154,9 +153,6 @@ def headline_markdown(results_dir: str | os.PathLike = "results") -> str:
                   "records. Right: the reconstructions from two and from three views, grey where they agree "
                   "with the exact vessel mask, red where they add vessel that is not there, blue where they "
                   "miss it.\n```\n\n")
-    from angio import zoo
-    from angio.study import zoo_tables
-
     dae = zoo.entries(model="dae")
     repro = reproduction_paragraph(zoo_tables.table1(dae, target="otsu", settings=("rotational",)),
                                    zoo_tables.table1(dae, target="exact", settings=("rotational",)))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from angio.projection import backproject, mip, view_angles
 from angio.study.runner import REPO_ROOT
 
 __all__ = ["BENCHMARK_RESULTS", "best_of", "projection_timings", "recorded_benchmarks"]
@@ -45,8 +46,6 @@ def projection_timings(volume: np.ndarray, n_views: int = 90, *, repeat: int = 1
         (:func:`angio.projection.backproject` of those MIPs, ``sum`` and ``min``), the
         columns of the projection benchmark.
     """
-    from angio.projection import backproject, mip, view_angles
-
     angles = view_angles(n_views)
     proj = mip(volume, angles)
     return {"mip_s": best_of(lambda: mip(volume, angles), repeat),

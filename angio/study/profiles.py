@@ -25,11 +25,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 
+from angio.device import resolve_device, resolve_precision
 from angio.experiment import StudySettings
 from angio.pipeline import VolumeSpec
 from angio.projection import PAPER_VIEW_COUNTS
 
-__all__ = ["PROFILES", "VIEW_COUNTS", "settings", "view_counts", "setup", "describe"]
+__all__ = ["PROFILES", "VIEW_COUNTS", "settings", "view_counts", "setup", "zoo_setup", "describe"]
 
 PROFILES: dict[str, StudySettings] = {
     "cpu": StudySettings(spec=VolumeSpec(size=64, fov_mm=96.0, center="major"), epochs=6,
@@ -72,8 +73,6 @@ def view_counts(profile: str = "cpu") -> tuple[int, ...]:
 
 def describe(s: StudySettings) -> str:
     """One line: the volume spec, the voxel size, and the device and precision runs use."""
-    from angio.device import resolve_device, resolve_precision
-
     device = resolve_device(s.device)
     return (f"{s.spec}, voxel {s.spec.voxel_mm:.2f} mm, "
             f"device {device}, precision {resolve_precision(s.precision, device)}")
@@ -97,3 +96,17 @@ def setup(profile: str = "cpu", results_dir: str | os.PathLike = "results", *, l
     s = settings(profile, results_dir=results_dir, **overrides)
     log(describe(s))
     return s
+
+
+def zoo_setup(profile: str = "cpu", results_dir: str | os.PathLike = "results", *, log=print,
+              **overrides) -> StudySettings:
+    """:func:`setup` on the model zoo's grid (:data:`angio.zoo.DEFAULT_SPEC`, 0.5 mm).
+
+    For the chapters that read and measure the zoo's entries rather than train: their
+    volumes, baselines and tables are on the grid the study stands behind, whatever the
+    profile (which still decides how much a chapter measures again).
+    """
+    from angio.zoo import DEFAULT_SPEC
+
+    grid = {"size": DEFAULT_SPEC.size, "fov_mm": DEFAULT_SPEC.fov_mm, "center": DEFAULT_SPEC.center}
+    return setup(profile, results_dir, log=log, **{**grid, **overrides})

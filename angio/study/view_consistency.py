@@ -32,10 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from angio import zoo
+from angio.acquisition import GEOMETRIES, acquired_projections
 from angio.consistency import enforce_views, silhouette_hull, view_agreement, view_silhouettes
 from angio.errors import InputError
+from angio.evaluation import predict_case
 from angio.metrics import dice, evaluate
-from angio.records import grid, provenance, read_record, write_record
+from angio.pipeline import inputs_from_projections
+from angio.projection import mip, view_angles
+from angio.records import finish_record, grid, read_record
 from angio.study.tables import mean_table
 
 __all__ = ["RECORD", "ROW_FIELDS", "DIAGNOSTIC_FIELDS", "LOWS", "variant_label", "consistency_rows",
@@ -104,8 +109,6 @@ def consistency_rows(prob: np.ndarray, projections: np.ndarray, angles: Sequence
     diagnostics : dict
         The measured fields of :data:`DIAGNOSTIC_FIELDS`.
     """
-    from angio.projection import mip
-
     exact = np.asarray(exact, dtype=bool)
     truth = np.asarray(mip(exact.astype(np.float32), angles)) > 0.5
     seen = view_silhouettes(projections)
@@ -146,12 +149,6 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
     log : callable
         Progress messages.
     """
-    from angio import zoo
-    from angio.acquisition import GEOMETRIES, acquired_projections
-    from angio.evaluation import predict_case
-    from angio.pipeline import inputs_from_projections
-    from angio.projection import view_angles
-
     models = list(models) if models is not None else list(zoo.DEFAULT_MODELS.values())
     t0 = time.perf_counter()
     rows, diagnostics, measured = [], [], {}
@@ -196,11 +193,8 @@ def record_view_consistency(models: Sequence[str] | None = None, *, cases: Seque
         "diagnostic_fields": DIAGNOSTIC_FIELDS,
         "rows": rows,
         "diagnostics": diagnostics,
-        **provenance(t0),
     }
-    path = write_record(path, record)
-    log(f"wrote {path} ({len(rows)} rows, {record['wall_s']:.0f} s)")
-    return path
+    return finish_record(path, record, t0, log=log)
 
 
 def read_view_consistency(path: str | os.PathLike = RECORD) -> dict[str, Any]:
@@ -290,12 +284,6 @@ def check_view_consistency(model: str, case: str, prob: np.ndarray | None = None
     path : path-like
         The record.
     """
-    from angio import zoo
-    from angio.acquisition import GEOMETRIES, acquired_projections
-    from angio.evaluation import predict_case
-    from angio.pipeline import inputs_from_projections
-    from angio.projection import view_angles
-
     record = read_view_consistency(path)
     recorded = [r for r in record["rows"] if r["model"] == model and r["case"] == case]
     if not recorded:

@@ -19,7 +19,9 @@ from typing import Any
 
 from torch import nn
 
-from angio.validation import size3
+from angio.checks import size3
+from angio.models import build_model, set_output_prior
+from angio.models.losses import build_loss
 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig", "loss_from_config", "model_from_config"]
 
@@ -273,8 +275,6 @@ class TrainConfig:
 
 def model_from_config(config: TrainConfig) -> nn.Module:
     """The untrained network of ``config`` (its model, channels, checkpointing and output prior)."""
-    from angio.models import build_model, set_output_prior
-
     model = build_model(
         config.model, in_channels=config.in_channels, checkpointing=config.checkpointing, **config.model_kwargs
     )
@@ -285,8 +285,6 @@ def model_from_config(config: TrainConfig) -> nn.Module:
 
 def loss_from_config(config: TrainConfig) -> nn.Module:
     """The loss of ``config`` (the focal loss with ``focal_alpha`` and ``focal_gamma``, or another)."""
-    from angio.models.losses import build_loss
-
     if config.loss == "focal":
         return build_loss("focal", alpha=config.focal_alpha, gamma=config.focal_gamma, **config.loss_kwargs)
     return build_loss(config.loss, **config.loss_kwargs)

@@ -75,7 +75,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from angio import memory
+from angio import metrics as m
+from angio.checks import size3
 from angio.device import autocast, resolve_device, resolve_precision
+from angio.inference import predict_volume
 from angio.train.checkpoint import (
     TrainState,
     checkpoint_payload,
@@ -91,7 +95,6 @@ from angio.train.determinism import deterministic_algorithms, seed_everything
 from angio.train.distributed import DistInfo, all_reduce_sum, setup_distributed, sync_buffers, teardown_distributed
 from angio.train.sampling import PatchDataset, epoch_loader, pad_to
 from angio.train.selection import improved_on, patience_exhausted
-from angio.validation import size3
 
 __all__ = ["NonFiniteLossError", "fit"]
 
@@ -149,8 +152,6 @@ def _memory_check(
     ``(Z, Y, X)``, padded to the model's divisor) and, when training on patches, the
     whole-volume validation pass at ``val_shape``.
     """
-    from angio import memory
-
     divisor = int(getattr(model, "spatial_divisor", 1))
     if config.patch_size is not None:
         size = size3(config.patch_size, "patch_size")
@@ -260,8 +261,6 @@ def _raise_non_finite(
 
 
 def _metric_fns(names: Sequence[str]) -> dict[str, Callable[[Any, Any], float]]:
-    from angio import metrics as m
-
     table = {"iou": m.iou, "dice": m.dice, "mse": m.mse, "mae": m.mae, "accuracy": m.pixel_accuracy, "cldice": m.cldice}
     return {name: table[name] for name in names}
 
@@ -298,8 +297,6 @@ def _validate(run: _Run, state: TrainState, val_set: Dataset) -> dict[str, float
 
 def _window_probabilities(model: nn.Module, volume: torch.Tensor, run: _Run) -> np.ndarray:
     """``(Z, Y, X)`` probabilities of ``volume`` ``(C, Z, Y, X)`` over Gaussian-blended windows of ``val_patch``."""
-    from angio.inference import predict_volume
-
     precision = "bf16" if run.precision == "bf16" else "fp32"
     return predict_volume(model, volume, patch_size=run.config.val_patch, mode="gaussian", device=run.device,
                           precision=precision)

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from angio.checks import size3
 from angio.train.config import TrainConfig
 from angio.train.determinism import derive_seed
 from angio.train.distributed import DistInfo
-from angio.validation import size3
 
 __all__ = ["PatchDataset", "RandomCrop", "epoch_loader", "pad_to", "set_dataset_epoch"]
 
