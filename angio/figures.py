@@ -112,7 +112,8 @@ def loss_curves(history: Mapping, *, title: str = ""):
     return fig
 
 
-def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mapping[str, int] | None = None):
+def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mapping[str, int] | None = None,
+                    target: str = "exact mask", log_steps: bool = False):
     """Training loss and validation Dice against optimizer steps, one line per named run.
 
     Parameters
@@ -121,6 +122,10 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mappin
         ``{name: history rows}`` (rows with ``global_step``, ``train_loss``, ``val_dice``).
     selected : mapping of str to int, optional
         ``{name: epoch}`` of the shipped weights, marked with a star.
+    target : str
+        What the validation Dice was measured against (the y label says it).
+    log_steps : bool
+        Logarithmic step axis (to show a short run beside a long one).
     """
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -142,8 +147,10 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mappin
     ax[0].set_xlabel("optimizer steps")
     ax[0].set_ylabel("training loss")
     ax[1].set_xlabel("optimizer steps")
-    ax[1].set_ylabel("validation Dice (exact mask)")
+    ax[1].set_ylabel(f"validation Dice ({target})")
     for a in ax:
+        if log_steps:
+            a.set_xscale("log")
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
     fig.tight_layout()
@@ -366,8 +373,8 @@ def orthogonal_slices(prediction: np.ndarray, truth: np.ndarray, *, image: np.nd
     return fig
 
 
-def table(rows: Sequence[Mapping], columns: Mapping[str, str], *, formats: Mapping[str, str] | None = None,
-          caption: str = ""):
+def table(rows: Sequence[Mapping], columns: Mapping[str, str], *,
+          formats: Mapping[str, str] | None = None, caption: str = "", entries: Sequence[str] = ()):
     """An HTML table (for notebooks and the book) from rows of dicts.
 
     Parameters
@@ -375,12 +382,23 @@ def table(rows: Sequence[Mapping], columns: Mapping[str, str], *, formats: Mappi
     rows : sequence of mapping
         Table rows.
     columns : mapping of str to str
-        ``{key: header}`` in display order.
+        ``{key: header}`` in display order (the study's presets for each kind of table are
+        :data:`angio.study.tables.PRESETS`, shown with :func:`angio.study.tables.table`).
     formats : mapping of str to str, optional
         ``{key: format spec}`` such as ``".1%"`` or ``".4f"``, applied to numbers (other values
         print as they are); ``None`` and NaN print as "—".
     caption : str
         Table caption.
+    entries : sequence of str
+        The model-zoo entries whose records (or re-measured weights) the rows come from. A
+        table with entries is one of the study's results: it is marked ``angio-result`` and
+        names them in ``data-entries``, which the tests check against the zoo (no result may
+        come from a run shorter than its recipe). Leave it empty for anything else.
+
+    Raises
+    ------
+    ValueError
+        An entry name that is empty or holds white space.
     """
     import html as _html
 
@@ -399,4 +417,9 @@ def table(rows: Sequence[Mapping], columns: Mapping[str, str], *, formats: Mappi
     head = "".join(f"<th>{_html.escape(h)}</th>" for h in columns.values())
     body = "".join("<tr>" + "".join(f"<td>{cell(r, k)}</td>" for k in columns) + "</tr>" for r in rows)
     cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
-    return HTML(f'<table class="angio-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    names = list(dict.fromkeys(str(e) for e in entries))
+    if any(not n or any(c.isspace() for c in n) for n in names):
+        raise ValueError(f"entry names must be non-empty words, got {names}")
+    marks = (' class="angio-table angio-result" data-entries="' + _html.escape(" ".join(names), quote=True) + '"'
+             if names else ' class="angio-table"')
+    return HTML(f"<table{marks}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -27,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from angio.atomic import atomic_path
+
 __all__ = ["surface", "save_mesh", "Layer", "Panel", "ROW_COLORS", "surface_row", "scene_html", "embed_scene",
-           "screenshot", "error_layers", "ERROR_COLORS", "fit_camera", "Framing", "framing",
-           "VIEW_DIRECTION"]
+           "screenshot", "error_layers", "ERROR_COLORS", "GridPanel", "error_grid", "error_key", "TRUTH_COLOR",
+           "fit_camera", "Framing", "framing", "VIEW_DIRECTION"]
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
@@ -85,8 +87,6 @@ def surface(volume: np.ndarray, *, level: float = 0.5,
 
 def save_mesh(mesh, path: str | os.PathLike) -> Path:
     """Write a mesh as ``.stl`` or ``.vtp`` (by suffix), atomically (temp file + rename)."""
-    from angio.atomic import atomic_path
-
     path = Path(path)
     if path.suffix.lower() not in (".stl", ".vtp"):
         raise ValueError(f"{path}: mesh files must end in .stl or .vtp")
@@ -200,6 +200,147 @@ def error_layers(prediction: np.ndarray, truth: np.ndarray, *, spacing: Sequence
             surf = surf.translate((shift_mm, 0, 0))
         layers.append(Layer(surf, ERROR_COLORS[name], 1.0, f"{prefix}{name} ({int(voxels.sum())} voxels)"))
     return layers
+
+
+#: Colour of the ground truth's surface in :func:`error_grid`.
+TRUTH_COLOR = "#444444"
+
+
+@dataclass(frozen=True)
+class GridPanel:
+    """One place of an :func:`error_grid` scene: what it shows, where, and what it drew.
+
+    ``label``: the panel's name (the ground truth's label, or a prediction's key);
+    ``row`` and ``column``: its place (row 0 at the top); ``layers``: its surfaces, already
+    moved to their place; ``voxels``: voxels per layer (``{"ground truth": n}``, or per error
+    set of :data:`ERROR_COLORS`); ``truth``: whether this is the ground truth's panel.
+    """
+
+    label: str
+    row: int
+    column: int
+    layers: tuple[Layer, ...]
+    voxels: dict[str, int]
+    truth: bool = False
+
+    @property
+    def triangles(self) -> dict[str, int]:
+        """Triangles per layer, keyed as :attr:`voxels`."""
+        return {k: int(layer.mesh.n_cells) for k, layer in zip(self.voxels, self.layers)}
+
+    def summary(self) -> str:
+        """One line: the panel's label and the triangles of each of its layers."""
+        tri = self.triangles
+        if self.truth:
+            return f"{self.label}: {sum(tri.values())} triangles"
+        return f"{self.label}: " + ", ".join(f"{k} {n} triangles" for k, n in tri.items())
+
+    @property
+    def place(self) -> str:
+        """Where the panel is, in words (``"row 1, column 2"``, counted from the top left)."""
+        return f"row {self.row + 1}, column {self.column + 1}"
+
+
+def error_grid(predictions, truth: np.ndarray, *, spacing: Sequence[float], columns: int = 3,
+               step_mm: float | None = None, level: float = 0.5, truth_label: str | None = "ground truth",
+               max_faces: int | None = 25_000, out_dir: str | os.PathLike | None = None,
+               prefix: str = "") -> list[GridPanel]:
+    """Reconstructions coloured by their errors, laid out on a grid in one scene, beside the truth.
+
+    Each prediction becomes the three surfaces of :func:`error_layers` (true positives, false
+    positives, false negatives against ``truth``); the ground truth, when ``truth_label`` is
+    given, takes the first place as one surface in :data:`TRUTH_COLOR`. Places fill rows of
+    ``columns`` from the top left: columns run along ``x``, rows down along ``z`` (the
+    scenes' camera looks along :data:`VIEW_DIRECTION`, ``z`` up), so the grid reads as it is
+    listed, and the camera of :func:`scene_html` and :func:`screenshot` is fitted to all of it.
+
+    Parameters
+    ----------
+    predictions : mapping of str to ndarray, shape (Z, Y, X)
+        ``{label: probabilities or mask}``, in the order to show them.
+    truth : ndarray of bool, shape (Z, Y, X)
+        The ground-truth mask (the errors are counted against it).
+    spacing : (dz, dy, dx)
+        Voxel size in mm.
+    columns : int
+        Places per row.
+    step_mm : float, optional
+        Distance between neighbouring places (default: 1.3 times the volume's largest extent: the
+        scenes' camera looks down at an angle, so closer places would overlap).
+    level : float
+        Threshold of the predictions.
+    truth_label : str, optional
+        Label of the ground truth's place; ``None`` leaves the truth out of the scene.
+    max_faces : int, optional
+        Decimation of each surface (see :func:`surface`).
+    out_dir : path-like, optional
+        Also write the truth's surface and each prediction's (its iso-surface at ``level``,
+        unmoved) as ``<prefix>_<name>.stl`` and ``.vtp``, the name made of the label's letters,
+        digits and dashes.
+    prefix : str
+        Put before the file names.
+
+    Returns
+    -------
+    list of GridPanel
+        One per place, the truth's first; each prediction's layers are labelled
+        ``"<label>: <error set> (<n> voxels)"``.
+
+    Raises
+    ------
+    ValueError
+        If there is nothing to show, ``columns`` is not positive, or a prediction's shape
+        differs from the truth's.
+    """
+    true = np.asarray(truth, dtype=bool)
+    if true.ndim != 3:
+        raise ValueError(f"truth must be a 3D [z, y, x] mask, got shape {true.shape}")
+    if columns < 1:
+        raise ValueError(f"columns must be positive, got {columns}")
+    items = list(predictions.items())
+    if not items and truth_label is None:
+        raise ValueError("error_grid needs a prediction or the truth to show")
+    for label, pred in items:
+        if np.shape(pred) != true.shape:
+            raise ValueError(f"prediction {label!r} has shape {np.shape(pred)}, the truth {true.shape}")
+    step = float(step_mm) if step_mm is not None else 1.3 * max(n * h for n, h in zip(true.shape, spacing))
+
+    def save(volume, name):
+        if out_dir is None:
+            return
+        surf = surface(volume, level=level, spacing=spacing, max_faces=max_faces)
+        if surf.n_points:
+            stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+            for suffix in (".stl", ".vtp"):
+                save_mesh(surf, Path(out_dir) / (f"{prefix}_{stem}{suffix}" if prefix else f"{stem}{suffix}"))
+
+    panels = []
+    places = ([(truth_label, None)] if truth_label is not None else []) + items
+    for k, (label, pred) in enumerate(places):
+        row, column = divmod(k, columns)
+        shift = np.array([column * step, 0.0, -row * step])
+        if pred is None:
+            surf = surface(true.astype(np.float32), spacing=spacing, max_faces=max_faces)
+            save(true.astype(np.float32), label)
+            moved = surf.translate(tuple(shift)) if surf.n_points else surf
+            panels.append(GridPanel(label, row, column, (Layer(moved, TRUTH_COLOR, 1.0, label),),
+                                    {label: int(true.sum())}, truth=True))
+            continue
+        save(np.asarray(pred, dtype=np.float32), label)
+        layers = error_layers(pred, true, spacing=spacing, level=level, max_faces=max_faces, prefix=f"{label}: ")
+        layers = [Layer(la.mesh.translate(tuple(shift)) if la.mesh.n_points else la.mesh, la.color, la.opacity,
+                        la.label) for la in layers]
+        p = np.asarray(pred) >= level
+        voxels = {"true positive": int((p & true).sum()), "false positive": int((p & ~true).sum()),
+                  "false negative": int((~p & true).sum())}
+        panels.append(GridPanel(label, row, column, tuple(layers), voxels))
+    return panels
+
+
+def error_key(truth_label: str | None = "ground truth") -> list[Layer]:
+    """Legend layers (no meshes) of an :func:`error_grid` scene, for :func:`embed_scene`'s ``legend``."""
+    key = [Layer(None, TRUTH_COLOR, 1.0, truth_label)] if truth_label else []
+    return key + [Layer(None, color, 1.0, name) for name, color in ERROR_COLORS.items()]
 
 
 #: Direction the scenes' camera looks along, ``(x, y, z)`` in mm space: a frontal view of the head

@@ -69,7 +69,7 @@ def bench_size(n: int, n_views: int, repeat: int, ref_views: int, iradon_slices:
     vol = build_case("BG001", VolumeSpec(size=n)).unit_intensity()
     angles = P.view_angles(n_views)
     proj = P.mip(vol, angles)
-    fast = projection_timings(vol, n_views, repeat=repeat)  # the same timings as the book's chapter 9
+    fast = projection_timings(vol, n_views, repeat=repeat)  # the same timings as the book's chapter 11
     t_mip, t_sum, t_min = fast["mip_s"], fast["bp_sum_s"], fast["bp_min_s"]
     # geometry plans are cached per (N, angles); building them is a one-off cost per geometry
     other = angles + 1e-7

@@ -5,7 +5,7 @@ test trees at the zoo's grid (192³ voxels of 0.5 mm), predicts the tree from it
 scores, against the exact mask, the prediction as it is, carved to the views' silhouette
 hull, and carved and filled along the rays it missed at each fill threshold, with the
 silhouettes from the views and from the truth (:mod:`angio.consistency`). Writes the record
-:data:`angio.study.view_consistency.RECORD` that chapter 11 shows. Volumes come from (and
+:data:`angio.study.view_consistency.RECORD` that chapter 9 shows. Volumes come from (and
 go to) the volume cache under ``--results``.
 
 Usage::

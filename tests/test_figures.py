@@ -147,3 +147,48 @@ def test_headline_shows_views_and_scenes_side_by_side_in_their_aspect(tmp_path):
         headline({}, {"bad": np.zeros((3, 3))})
     with pytest.raises(ValueError, match="at least one"):
         headline({}, {})
+
+
+def test_table_presets_give_the_study_headers_and_formats():
+    from angio.study.tables import PRESETS, table
+
+    rows = [{"label": "vessels only", "views": 90, "iou": 0.524, "iou_std": 0.03, "paper_iou": 0.568,
+             "diff_iou": -0.044, "mse": 0.0012, "paper_mse": 0.00124, "diff_mse": None}]
+    html = table(rows, preset="table1", caption="Table 1").data
+    assert "<th>paper IoU</th>" in html and "<th>Δ IoU</th>" in html and "<th>± sd</th>" in html
+    assert "<td>52.4%</td>" in html and "<td>-4.4%</td>" in html and "<td>0.0012</td>" in html
+    assert '<table class="angio-table">' in html  # not a result: no entries named
+    # the caller's columns and formats win over the preset's
+    own = table(rows, {"views": "n", "iou": "overlap"}, preset="table1", formats={"iou": ".3f"}).data
+    assert "<th>n</th><th>overlap</th></tr>" in own and "<td>0.524</td>" in own
+    for name, preset in PRESETS.items():
+        assert preset.columns and set(preset.formats) <= set(preset.columns), name
+    with pytest.raises(ValueError, match="unknown table preset"):
+        table(rows, preset="table9")
+    with pytest.raises(ValueError, match="columns or a preset"):
+        table(rows)
+
+
+def test_a_result_table_names_the_zoo_entries_it_comes_from():
+    from angio.study.tables import table
+
+    rows = [{"entry": "paper-dae-2v", "iou": 0.18}]
+    html = table(rows, preset="check", entries={"paper-dae-2v": object(), "unet-biplane": object()}).data
+    assert html.startswith('<table class="angio-table angio-result" data-entries="paper-dae-2v unet-biplane">')
+    again = table(rows, preset="check", entries=["a", "a", "b"]).data
+    assert 'data-entries="a b"' in again  # each once, in order
+    with pytest.raises(ValueError, match="entry names"):
+        table(rows, preset="check", entries=["two words"])
+
+
+def test_learning_curves_say_what_the_validation_dice_was_measured_against():
+    from angio.figures import learning_curves
+
+    rows = [{"epoch": k, "global_step": 10 * (k + 1), "train_loss": 1.0 / (k + 1), "val_dice": 0.1 * k}
+            for k in range(4)]
+    fig = learning_curves({"short": rows[:2], "long": rows}, selected={"long": 3}, target="Otsu target",
+                          log_steps=True)
+    loss, val = fig.axes
+    assert val.get_ylabel() == "validation Dice (Otsu target)" and val.get_xscale() == "log"
+    assert len(val.lines) == 3  # two curves and the star of the shipped epoch
+    assert learning_curves({"a": rows}).axes[1].get_ylabel() == "validation Dice (exact mask)"

@@ -180,3 +180,88 @@ def test_a_real_tree_and_a_row_of_them_fill_the_frame():
         assert max(f.width, f.height) > 0.7 and f.drawn > 0.01, f  # thin vessels: few pixels
         assert _drawn_inside_border(img)
     assert framing(four).width > 0.8  # a row runs across the frame
+
+
+def _bars():
+    """A bar (the truth) and two predictions of it: one partial with a blob, one exact."""
+    truth = np.zeros((24, 24, 24), bool)
+    truth[8:16, 8:16, 4:20] = True
+    partial = np.zeros(truth.shape, np.float32)
+    partial[8:16, 8:16, 4:14] = 0.9
+    partial[2:5, 2:5, 2:5] = 0.8
+    return truth, partial, truth.astype(np.float32)
+
+
+def test_error_grid_places_the_truth_and_each_reconstruction_on_a_grid(tmp_path):
+    from angio.mesh import TRUTH_COLOR, error_grid, error_key, framing, screenshot
+
+    truth, partial, exact = _bars()
+    panels = error_grid({"partial": partial, "exact copy": exact}, truth, spacing=(1.0, 1.0, 1.0), columns=2,
+                        step_mm=30.0, truth_label="exact mask", out_dir=tmp_path, prefix="BG1")
+    assert [(p.label, p.row, p.column, p.truth) for p in panels] == [
+        ("exact mask", 0, 0, True), ("partial", 0, 1, False), ("exact copy", 1, 0, False)]
+    truth_panel, part, copy = panels
+    assert truth_panel.layers[0].color == TRUTH_COLOR and truth_panel.voxels == {"exact mask": 1024}
+    assert part.voxels == {"true positive": 640, "false positive": 27, "false negative": 384}
+    assert all(part.triangles.values()) and part.layers[0].label == "partial: true positive (640 voxels)"
+    assert copy.voxels["false positive"] == copy.voxels["false negative"] == 0
+    assert copy.triangles["false positive"] == 0 and copy.triangles["true positive"] > 0
+    # columns run along x, rows down along z, one step apart
+    np.testing.assert_allclose(np.asarray(part.layers[0].mesh.bounds)[[0, 4]]
+                               - np.asarray(truth_panel.layers[0].mesh.bounds)[[0, 4]], [30.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(copy.layers[0].mesh.center) - np.asarray(truth_panel.layers[0].mesh.center),
+                               [0.0, 0.0, -30.0], atol=1e-6)
+    assert copy.place == "row 2, column 1"
+    assert truth_panel.summary().startswith("exact mask: ") and truth_panel.summary().endswith(" triangles")
+    assert part.summary().startswith("partial: true positive ") and "false negative" in part.summary()
+    # files: the truth and each prediction, unmoved, named by label
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "BG1_exact_copy.stl", "BG1_exact_copy.vtp", "BG1_exact_mask.stl", "BG1_exact_mask.vtp",
+        "BG1_partial.stl", "BG1_partial.vtp"]
+    # one scene, framed on all of it
+    img = screenshot([la for p in panels for la in p.layers], window_size=(480, 360), legend=False)
+    assert max(framing(img).width, framing(img).height) > 0.6
+    assert [la.label for la in error_key("exact mask")] == ["exact mask", "true positive", "false positive",
+                                                             "false negative"]
+    assert all(la.mesh is None for la in error_key())
+    no_truth = error_grid({"partial": partial}, truth, spacing=(1.0, 1.0, 1.0), truth_label=None)
+    assert len(no_truth) == 1 and (no_truth[0].row, no_truth[0].column) == (0, 0)
+
+
+def test_error_grid_refuses_what_it_cannot_show():
+    from angio.mesh import error_grid
+
+    truth, partial, _ = _bars()
+    with pytest.raises(ValueError, match="shape"):
+        error_grid({"p": partial[:-1]}, truth, spacing=(1, 1, 1))
+    with pytest.raises(ValueError, match="columns"):
+        error_grid({"p": partial}, truth, spacing=(1, 1, 1), columns=0)
+    with pytest.raises(ValueError, match="nothing|needs"):
+        error_grid({}, truth, spacing=(1, 1, 1), truth_label=None)
+
+
+def test_the_meshes_chapter_rows_refuse_an_empty_scene():
+    from angio.mesh import error_grid
+    from angio.study.meshes import ZooReconstructions, mesh_rows
+
+    truth, partial, exact = _bars()
+
+    class Volumes:
+        pass
+
+    vols = Volumes()
+    vols.exact = truth
+    recorded = {"partial": {"dice": 0.7}, "exact copy": {"dice": 1.0}}
+    recon = ZooReconstructions("BG1", vols, {"partial": partial}, {"partial": 2}, 1.0, recorded)
+    rows = mesh_rows(error_grid(recon.probabilities, truth, spacing=(1, 1, 1), truth_label="exact mask"), recon)
+    assert [r["entry"] for r in rows] == ["exact mask", "partial"]
+    assert rows[1]["dice"] == pytest.approx(2 * 640 / (667 + 1024)) and rows[1]["recorded_dice"] == 0.7
+    assert rows[1]["views"] == 2 and rows[1]["false positive"] == 27 and rows[0]["true positive"] == 1024
+    # a perfect prediction draws no errors, only its true positives: still a reconstruction to show
+    perfect = ZooReconstructions("BG1", vols, {"exact copy": exact}, {"exact copy": 2}, 1.0, recorded)
+    (row,) = mesh_rows(error_grid(perfect.probabilities, truth, spacing=(1, 1, 1), truth_label=None), perfect)
+    assert row["dice"] == 1.0 and row["triangles"].endswith(" / 0 / 0")
+    # a prediction that finds no vessel leaves its place empty of reconstruction
+    blank = ZooReconstructions("BG1", vols, {"blank": np.zeros_like(exact)}, {"blank": 2}, 1.0, {"blank": {"dice": 0}})
+    with pytest.raises(ValueError, match="empty surfaces.*blank"):
+        mesh_rows(error_grid(blank.probabilities, truth, spacing=(1, 1, 1)), blank)

@@ -202,7 +202,7 @@ def test_run_experiment_evaluates_the_epoch_with_the_lowest_validation_loss(tmp_
 def test_headline_comes_from_the_zoo_table(tmp_path):
     from angio.study.headline import headline_markdown
 
-    assert "once chapter 11" in headline_markdown(tmp_path)
+    assert "once chapter 9" in headline_markdown(tmp_path)
     rows = [{"method": "unet-biplane", "views": 2, "case": c, "target": t, "dice": d, "cldice": d / 2, "iou": d / 3}
             for c, d in (("A", 0.5), ("B", 0.7)) for t in ("exact", "otsu")]
     (tmp_path / "metrics").mkdir()
@@ -250,3 +250,164 @@ def test_otsu_on_a_head_ct_depends_on_the_window(tmp_path):
     assert full["otsu_voxels"] > 10 * full["exact_voxels"] and full["vessel_share"] < 0.1
     best = max(rows, key=lambda r: r["dice"])
     assert best["window"] != "full HU range (no window)"
+
+
+# --- the study at the zoo's grid: result tables, model cards, chapters 5 to 8 -------------------------------
+
+#: The chapters that lead with the zoo's models (chapter 5 trains live, to show the loop).
+_ZOO_CHAPTERS = ("06_view_sweep", "07_biplane", "08_meshes")
+#: Markdown cells whose hand-typed figures tests/test_zoo.py checks against the zoo's records.
+_RECORD_CHECKED_CELLS = {"2e250dcd", "f9aae61f"}
+
+
+def _notebook(stem: str):
+    return nbformat.read(study.REPO_ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+
+
+def test_short_runs_finds_results_that_do_not_come_from_their_recipe():
+    import copy
+
+    from angio import zoo
+    from angio.study import zoo_tables
+
+    shipped = zoo.entries()
+    assert zoo_tables.short_runs(shipped) == {}  # every shipped entry is a run of its recipe
+    found = zoo_tables.short_runs(shipped, ["paper-dae-2v", "dae-sum-2v-focal-otsu"])
+    assert list(found) == ["dae-sum-2v-focal-otsu"] and "not a shipped zoo entry" in found["dae-sum-2v-focal-otsu"]
+    # a profile's run: a coarser grid and capped epochs are shorter than the recipe
+    entry = copy.deepcopy(shipped["paper-dae-2v"])
+    settings = entry.record["recipe"]["settings"]
+    settings["spec"] = dict(settings["spec"], size=64)
+    settings["max_steps_per_epoch"] = 12
+    short = zoo_tables.short_runs({"paper-dae-2v": entry})["paper-dae-2v"]
+    assert "spec" in short and "max_steps_per_epoch" in short
+    # a changed stopping rule is not a shorter run (the record says which rule made it)
+    assert zoo.recipe_changes("paper-dae-3v", shipped["paper-dae-3v"].record)
+    assert zoo_tables.short_runs(shipped, ["paper-dae-3v"]) == {}
+    untested = copy.deepcopy(shipped["unet-biplane"])
+    untested.record["test"]["rows"] = [r for r in untested.record["test"]["rows"] if r["case"] != "BG0014"]
+    assert "every test tree" in zoo_tables.short_runs({"unet-biplane": untested})["unet-biplane"]
+    assert zoo_tables.short_runs(shipped, ["unet-biplane"], recipes={}) == {"unet-biplane": "no recipe"}
+
+
+def test_model_rows_average_the_records_and_append_live_baselines():
+    from angio import zoo
+    from angio.study import zoo_tables
+
+    shipped = zoo.entries()
+    base = [{"method": "Otsu", "target": t, "case": c, **{m: v for m in study.METRICS}}
+            for t in ("exact", "otsu") for c, v in (("a", 0.2), ("b", 0.4))]
+    rows = zoo_tables.model_rows(shipped, ["unet-biplane", "unet-biplane-conerays"], others=base,
+                                 others_input="0°, 90°")
+    unet, cone, otsu = rows
+    exact = [r for r in shipped["unet-biplane"].record["test"]["rows"] if r["target"] == "exact"]
+    assert unet["method"] == "U-Net (sum + min): unet-biplane" and unet["input"] == "0°, 90°"
+    assert unet["dice"] == pytest.approx(np.mean([r["dice"] for r in exact])) and unet["cases"] == len(exact)
+    assert cone["input"] == "0°, 90°, cone beam, back-projected along its rays"
+    assert otsu["entry"] is None and otsu["method"] == "Otsu" and otsu["dice"] == pytest.approx(0.3)
+    assert otsu["cases"] == 2 and otsu["input"] == "0°, 90°"
+    named = zoo_tables.record_rows({"paper-dae-2v": shipped["paper-dae-2v"]}, named=True)
+    assert {r["method"] for r in named} == {"DAE (sum): paper-dae-2v"}
+    with pytest.raises(KeyError, match="no shipped entry"):
+        zoo_tables.model_rows(shipped, ["unet-9view"])
+
+
+def test_prose_helpers_list_machines_and_how_runs_ended():
+    from angio import zoo
+    from angio.study import zoo_tables
+
+    dae = zoo.entries(model="dae")
+    ran_on = zoo_tables.machines(dae)
+    assert ran_on["gpu"] and all("NVIDIA" in g for g in ran_on["gpu"]) and ran_on["cpu_threads"]
+    assert zoo_tables.join_and([90, 46, 5]) == "90, 46 and 5" and zoo_tables.join_and(["a"]) == "a"
+    stops = zoo_tables.stopping_rows({"paper-dae-2v": dae["paper-dae-2v"]}, zoo.RECIPES)
+    (line,) = zoo_tables.how_runs_ended(stops)
+    assert line.startswith("paper-dae-2v: ships epoch ") and "started from the paper-dae-3v weights" in line
+    summary = zoo_tables.rule_summary(stops, dae, zoo.RECIPES)
+    assert summary[0].startswith("current rule: ship the best validation ") and len(summary) >= 4
+    series = zoo_tables.table1_series(zoo_tables.table1(dae), zoo_tables.table1(dae, target="exact"))
+    assert "vessels only vs Otsu" in series and "vessels only vs vessels" in series and "paper (quoted)" in series
+
+
+def test_chapters_link_the_model_cards_they_used():
+    from angio.zoo.cards import model_cards_page
+
+    page = study.label_cards(model_cards_page())
+    for name in ("unet-biplane", "paper-dae-2v", "paper-cta-win-dae-90v"):
+        assert f"({study.card_links.__module__ and 'card-' + name})=\n## Model card: `{name}`" in page
+    assert study.card_links(["a", "b", "a"]) == "{ref}`a <card-a>`, {ref}`b <card-b>`"
+    text = study.entries_used(["unet-biplane"]).data
+    assert "entry {ref}`unet-biplane <card-unet-biplane>`" in text
+    with pytest.raises(ValueError, match="at least one"):
+        study.entries_used([])
+
+
+def test_zoo_chapters_read_the_zoo_and_only_chapter_5_trains():
+    """Chapters 6 to 8 lead with the zoo's entries at 0.5 mm: nothing in them trains a model live."""
+    live = ("study.run_experiment(", "study.evaluate_experiments(", "study.reconstructions(", "BIPLANE_EXPERIMENTS")
+    for stem in _ZOO_CHAPTERS:
+        nb = _notebook(stem)
+        source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not [f for f in live if f in source], stem
+        assert "study.zoo_setup(" in source, stem  # their volumes are on the zoo's grid
+        assert "entries=" in source and "study.entries_used(" in source, stem
+        cards = [c for c in nb.cells if "study.entries_used(" in c.source]
+        assert cards and all(c.metadata.get("mystnb", {}).get("markdown_format") == "myst" for c in cards), stem
+    training = "\n".join(c.source for c in _notebook("05_training").cells if c.cell_type == "code")
+    assert "study.run_experiment(exp, settings, force=force" in training
+    assert "study.beside_recipe(" in training and "log_steps=True" in training
+
+
+def test_chapter_prose_types_no_numbers_and_glues_what_it_quotes():
+    """Numbers in the prose of chapters 5 to 8 come from glue (or generated markdown), never typed.
+
+    Chapter and table numbers, ``3D``/``2D`` and heading numbers are names, not figures; two
+    cells of chapter 6 keep hand-typed figures that tests/test_zoo.py checks against the records.
+    """
+    import re
+
+    names = re.compile(r"\b(chapters?|Table|Tables) \d+(( to | and |, )\d+)*|\b[23]D\b|\b(fp|bf)\d+\b|^# \d+\.", re.M)
+    for stem in ("05_training", *_ZOO_CHAPTERS):
+        nb = _notebook(stem)
+        glued = set()
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                for node in ast.walk(ast.parse(cell.source)):
+                    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "glue_text":
+                        glued |= {k.arg for k in node.keywords}
+        quoted = set()
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            quoted |= set(re.findall(r"\{glue:text\}`([^`:]+)", cell.source))
+            if cell.id in _RECORD_CHECKED_CELLS:
+                continue
+            text = re.sub(r"\{(glue:\w+|ref)\}`[^`]*`", "", cell.source)
+            text = names.sub("", re.sub(r"`[^`]*`", "", text))
+            assert not re.search(r"\d", text), f"{stem} cell {cell.id}: typed number in {text!r}"
+        assert quoted <= glued, f"{stem}: glue keys quoted but never glued: {sorted(quoted - glued)}"
+
+
+def test_the_book_lists_the_chapters_in_reading_order():
+    import re
+
+    toc = (study.REPO_ROOT / "_toc.yml").read_text()
+    listed = re.findall(r"results/notebooks/(\d\d)_\w+", toc)
+    assert listed == sorted(listed) == [p.name[:2] for p in study.notebooks()]
+    for path in study.notebooks():
+        nb = nbformat.read(path, as_version=4)
+        assert nb.cells[0].source.startswith(f"# {int(path.name[:2])}. "), path.name  # its heading's number
+
+
+def test_jupyterlab_renders_the_books_myst_markup():
+    """jupyterlab-myst is installed and compatible with the pinned JupyterLab (else Lab shows raw roles)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    out = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    line = next((ln for ln in text.splitlines() if "jupyterlab-myst" in ln and " v" in ln), "")
+    assert "enabled" in line and "OK" in line, text

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,59 @@ from pathlib import Path
 
 from angio.study.headline import HEADLINE_FIGURE, headline_markdown
 from angio.study.runner import REPO_ROOT, notebooks
+from angio.zoo.cards import model_cards_page  # the zoo imports the study: import when building
 
-__all__ = ["build_book"]
+__all__ = ["build_book", "card_label", "label_cards", "card_links", "entries_used", "glue_text"]
+
+#: A model card's title on the book's *Model cards* page (:func:`angio.zoo.cards.model_cards_page`).
+_CARD_TITLE = re.compile(r"^## Model card: `([^`]+)`\s*$", re.MULTILINE)
+
+
+def card_label(name: str) -> str:
+    """The MyST target of entry ``name``'s model card on the book's *Model cards* page."""
+    return f"card-{name}".lower()
+
+
+def label_cards(page: str) -> str:
+    """The *Model cards* page with a MyST target (:func:`card_label`) before each card's title.
+
+    The chapters link an entry's card with ``{ref}`` (:func:`card_links`); the book build
+    (``-n -W``) fails on a link to a card that is not on the page.
+    """
+    return _CARD_TITLE.sub(lambda m: f"({card_label(m.group(1))})=\n{m.group(0)}", page)
+
+
+def card_links(names) -> str:
+    """MyST links to the model cards of the entries ``names``, in order: ``"{ref}`a <card-a>`, ..."``."""
+    return ", ".join(f"{{ref}}`{n} <{card_label(n)}>`" for n in dict.fromkeys(names))
+
+
+def glue_text(**values) -> None:
+    """Glue each value, as text, for the chapter's prose (``{glue:text}`key```); nothing is displayed.
+
+    Numbers belong in the prose only this way (or in generated Markdown): format them here
+    (``pct=f"{x:.1%}"``); a value that is not a string is glued as ``str(value)``.
+    """
+    from myst_nb import glue
+
+    for key, value in values.items():
+        glue(key, value if isinstance(value, str) else str(value), display=False)
+
+
+def entries_used(names, *, what: str = "This chapter's results come from") -> object:
+    """A chapter's list of the zoo entries it used, linked to their model cards, as MyST Markdown.
+
+    Displayed by a notebook cell whose metadata asks myst-nb to read it as MyST
+    (``{"mystnb": {"markdown_format": "myst"}}``), so the links resolve in the book.
+    """
+    from IPython.display import Markdown
+
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError("entries_used needs at least one zoo entry")
+    return Markdown(f"{what} the model zoo's "
+                    + ("entry " if len(names) == 1 else "entries ") + card_links(names)
+                    + " (each name links its model card: data, training, test metrics per tree).")
 
 
 def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.PathLike = "_build",
@@ -24,7 +76,11 @@ def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.
 
     The book's sources are staged in ``out_dir/src`` (``_config.yml``, ``_toc.yml``,
     ``book/`` and ``results/notebooks/``), so any results folder can be published, and
-    Jupyter Book (1.x, offline, no execution) writes ``out_dir/html``.
+    Jupyter Book (1.x, offline, no execution) writes ``out_dir/html``. Two pages are
+    generated into the staged ``book/`` (never into the repository's): ``headline.md``
+    (:func:`~angio.study.headline.headline_markdown`) and ``model_cards.md``, the zoo's
+    model cards (:func:`angio.zoo.cards.model_cards_page`), each card with the MyST target
+    that the chapters' links point to (:func:`label_cards`).
     """
     results = Path(results_dir).resolve()
     executed = results / "notebooks"
@@ -41,6 +97,7 @@ def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.
         shutil.copy2(REPO_ROOT / name, src / name)
     shutil.copytree(REPO_ROOT / "book", src / "book")
     (src / "book" / "headline.md").write_text(headline_markdown(results))
+    (src / "book" / "model_cards.md").write_text(label_cards(model_cards_page()))
     if (results / "figures" / HEADLINE_FIGURE).exists():
         shutil.copy2(results / "figures" / HEADLINE_FIGURE, src / "book" / HEADLINE_FIGURE)
     shutil.copytree(executed, src / "results" / "notebooks",

@@ -1,7 +1,7 @@
 """The book's headline: this build's answer to "how many views?", a figure and the numbers.
 
-:func:`headline_markdown` reads ``results/metrics/zoo.json`` (written by chapter 11 from the
-shipped weights, on the held-out test trees) and, when chapter 11 saved it,
+:func:`headline_markdown` reads ``results/metrics/zoo.json`` (written by chapter 9 from the
+shipped weights, on the held-out test trees) and, when chapter 9 saved it,
 ``results/figures/headline.png``; it returns a short Markdown section that
 :func:`angio.study.build_book` writes next to the intro page (with the figure), so the
 numbers and the picture on the first page are the ones this build measured. The section
@@ -22,7 +22,7 @@ from angio.study import zoo_tables
 
 __all__ = ["headline_markdown", "reproduction_paragraph", "HEADLINE_FIGURE"]
 
-#: The figure chapter 11 saves for the intro page (``results/figures/<this>``).
+#: The figure chapter 9 saves for the intro page (``results/figures/<this>``).
 HEADLINE_FIGURE = "headline.png"
 
 
@@ -56,7 +56,7 @@ def _answer(rows: list[dict]) -> str:
                   if n in shipped and not shipped[n].record["training"].get("stopped_by_patience")]
     if unfinished and not met:
         text += ("; the shipped networks were still improving on the validation trees when their "
-                 "training budget ran out (chapter 11)")
+                 "training budget ran out (chapter 9)")
     text += (". The paper's autoencoder, on private CT "
              f"angiograms and against an Otsu ground truth, reached {100 * paper.TABLE1[3]['iou']:.1f}% "
              f"IoU from three views and {100 * paper.TABLE1[2]['iou']:.1f}% from two (Wu et al., "
@@ -130,13 +130,13 @@ def headline_markdown(results_dir: str | os.PathLike = "results") -> str:
     Returns
     -------
     str
-        A placeholder sentence when chapter 11 has not run. The figure is referenced as
+        A placeholder sentence when chapter 9 has not run. The figure is referenced as
         ``headline.png`` beside the page (``build_book`` copies it there).
     """
     results = Path(results_dir)
     path = results / "metrics" / "zoo.json"
     if not path.exists():
-        return ("*The headline numbers appear here once chapter 11 (the model zoo) has run: "
+        return ("*The headline numbers appear here once chapter 9 (the model zoo) has run: "
                 "`angio study run` then `angio study book`.*\n")
     rows = json.loads(path.read_text())["rows"]
     lines = ["| views | model | test trees | Dice | clDice | IoU |", "|---|---|---|---|---|---|"]
@@ -149,7 +149,7 @@ def headline_markdown(results_dir: str | os.PathLike = "results") -> str:
     if (results / "figures" / HEADLINE_FIGURE).exists():
         figure = (f"```{{figure}} {HEADLINE_FIGURE}\n:alt: The two input views of a held-out tree and the 3D "
                   "reconstructions coloured by their errors\n:width: 100%\n\n"
-                  "A held-out tree (chapter 11). Left: the frontal and lateral projections a biplane C-arm "
+                  "A held-out tree (chapter 9). Left: the frontal and lateral projections a biplane C-arm "
                   "records. Right: the reconstructions from two and from three views, grey where they agree "
                   "with the exact vessel mask, red where they add vessel that is not there, blue where they "
                   "miss it.\n```\n\n")
@@ -157,5 +157,5 @@ def headline_markdown(results_dir: str | os.PathLike = "results") -> str:
     repro = reproduction_paragraph(zoo_tables.table1(dae, target="otsu", settings=("rotational",)),
                                    zoo_tables.table1(dae, target="exact", settings=("rotational",)))
     return (figure + _answer(rows) + "\nMeasured in this build on held-out BraVa trees at 0.5 mm voxels, "
-            "against the exact vessel mask (chapter 11):\n\n" + "\n".join(lines) + "\n"
+            "against the exact vessel mask (chapter 9):\n\n" + "\n".join(lines) + "\n"
             + ("\n" + repro if repro else ""))

@@ -7,7 +7,7 @@ and the view counts (:data:`VIEW_COUNTS`):
     The whole study on a 2-core CPU within half an hour: 64^3 volumes over the central
     96 mm (1.5 mm voxels, the major arteries and circle of Willis), 6 short epochs (12
     steps each) of augmented training per live model; the converged models at 0.5 mm come
-    from the model zoo (chapter 11). On a CPU without native bf16 (AVX2 only) a step takes
+    from the model zoo (chapter 9). On a CPU without native bf16 (AVX2 only) a step takes
     about 0.5 s for the autoencoder and 1.4 s for the small U-Net at 64^3, in fp32.
 ``full``
     The paper's setting for a GPU: 384^3 over 180 mm (0.47 mm voxels, the whole tree), the

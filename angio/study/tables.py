@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 import angio
-from angio.atomic import atomic_write_text
+from angio import figures
+from angio.atomic import atomic_write, atomic_write_text
 from angio.experiment import StudySettings
 from angio.metrics import summarize
 
-__all__ = ["METRICS", "Preset", "PRESETS", "save_table", "load_table", "mean_table", "ground_truth_summary",
+__all__ = ["METRICS", "Preset", "PRESETS", "table", "save_table", "load_table", "mean_table", "ground_truth_summary",
            "save_figure"]
 
 #: The metrics of :func:`angio.metrics.evaluate`, in table order.
@@ -45,11 +46,14 @@ def _beside_paper(metrics: Sequence[tuple[str, str, str]]) -> Preset:
     return Preset(columns, formats)
 
 
+#: The windows of :data:`angio.study.evaluation.CTA_WINDOWS` (kept equal by a test).
+_CTA_WINDOWS = ("full HU range (no window)", "soft tissue 0..80 HU", "angiography 100..600 HU", "bone 300..1500 HU")
+
 _TABLE1 = _beside_paper([("iou", "IoU", ".1%"), ("mse", "MSE", ".4f"), ("mae", "MAE", ".4f")])
 _TABLE2 = _beside_paper([("accuracy", "pixel accuracy", ".2%"), ("iou", "IoU", ".1%"), ("mse", "MSE", ".4f"),
                          ("mae", "MAE", ".4f")])
 
-#: The study's table presets, for :func:`angio.figures.table` (``preset=``): the rows of the
+#: The study's table presets, for :func:`table` (``preset``): the rows of the
 #: function named in each comment, shown with these headers and formats.
 PRESETS: dict[str, Preset] = {
     # zoo_tables.table1(..., target="otsu"): the paper's Table 1, cell by cell
@@ -97,11 +101,49 @@ PRESETS: dict[str, Preset] = {
                       "false positive": "false positive voxels", "false negative": "missed voxels",
                       "triangles": "triangles"},
                      {"dice": ".3f", "recorded_dice": ".3f"}),
-    # angio.study.training.compare_on_case: a short live run beside the recipe's full run
+    # angio.study.evaluation.otsu_shares: what Otsu's threshold of the CTA marks, per window
+    "otsu_windows": Preset({"case": "tree", "split": "split", **{w: w for w in _CTA_WINDOWS}},
+                           {w: ".1%" for w in _CTA_WINDOWS}),
+    # angio.study.live.beside_recipe: a short live run beside the recipe's full run
     "live_vs_zoo": Preset({"run": "run", "grid": "grid", "steps": "optimizer steps", "minutes": "minutes",
                            "dice_otsu": "Dice vs Otsu", "iou_otsu": "IoU vs Otsu", "dice_exact": "Dice vs exact"},
                           {"minutes": ".1f", "dice_otsu": ".3f", "iou_otsu": ".3f", "dice_exact": ".3f"}),
 }
+
+
+def table(rows: Sequence[Mapping], columns: Mapping[str, str] | None = None, *, preset: str | None = None,
+          formats: Mapping[str, str] | None = None, caption: str = "", entries: Sequence[str] = ()):
+    """An HTML table of ``rows``, with a preset's headers and formats (:func:`angio.figures.table`).
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Table rows.
+    columns : mapping of str to str, optional
+        ``{key: header}`` in display order (default: the preset's).
+    preset : str, optional
+        A key of :data:`PRESETS` (``"table1"``, ``"table2"``, ``"training"``...).
+    formats : mapping of str to str, optional
+        ``{key: format spec}``, added to the preset's.
+    caption : str
+        Table caption.
+    entries : sequence of str
+        The zoo entries the rows come from, which marks the table as a result of the study
+        (see :func:`angio.figures.table`).
+
+    Raises
+    ------
+    ValueError
+        An unknown preset, or neither a preset nor columns.
+    """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown table preset {preset!r}; presets: {', '.join(sorted(PRESETS))}")
+        columns = dict(PRESETS[preset].columns) if columns is None else columns
+        formats = {**PRESETS[preset].formats, **(formats or {})}
+    if columns is None:
+        raise ValueError("table needs columns or a preset")
+    return figures.table(rows, columns, formats=formats, caption=caption, entries=entries)
 
 
 def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
@@ -126,8 +168,6 @@ def save_table(rows: list[dict], name: str, settings: StudySettings) -> Path:
 
 def save_figure(fig, name: str, settings: StudySettings, *, dpi: int = 110) -> Path:
     """Write a matplotlib figure to ``results/figures/<name>.png`` (atomically); its path."""
-    from angio.atomic import atomic_write
-
     path = settings.results / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))

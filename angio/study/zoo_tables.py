@@ -14,10 +14,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from angio import paper
+from angio.projection import view_angles
 from angio.study.tables import mean_table
+from angio.train.selection import replay_rule
+from angio.zoo import RECIPES, check_entry
+from angio.zoo.robustness import read_robustness
 
-__all__ = ["SETTING_LABELS", "setting_of", "training_rows", "session_rows", "stopping_rows", "record_rows",
-           "table1", "table2", "iou_margin", "mirror_gain"]
+__all__ = ["SETTING_LABELS", "setting_of", "views_text", "training_rows", "session_rows", "stopping_rows",
+           "record_rows", "model_rows", "check_rows", "short_runs", "table1", "table2", "table1_series", "iou_margin",
+           "IOU_MARGIN_TARGET", "rule_summary", "how_runs_ended", "machines", "join_and", "mirror_gain"]
+
+#: The margin in test IoU against the exact mask by which the study's default models should lead
+#: the paper's autoencoder at the same views (2 and 3), set when the zoo's U-Nets were first
+#: compared with it (chapter 6).
+IOU_MARGIN_TARGET = 0.15
 
 #: How the book names the volume presets of the paper's entries.
 SETTING_LABELS: dict[str, str] = {"cta": "paper setting: CTA with skull",
@@ -29,6 +39,19 @@ def setting_of(entry: Any) -> str:
     """The setting key of an entry: its volume preset, ``-window`` added for a windowed target."""
     target = getattr(entry.experiment, "target", "otsu")
     return entry.spec.modality + ("-window" if target == "otsu_window" else "")
+
+
+_GEOMETRY = {"cone": "cone beam", "cone-rays": "cone beam, back-projected along its rays"}
+
+
+def views_text(entry: Any) -> str:
+    """An entry's views as the book names them, e.g. ``"0°, 90°, cone beam"`` or ``"0°, 90°, ± 5° in training"``."""
+    angles = ", ".join(f"{a:g}°" for a in view_angles(entry.experiment.n_views))
+    settings = entry.record["recipe"]["settings"]
+    extra = [_GEOMETRY[g] for g in [settings.get("geometry")] if g in _GEOMETRY]
+    jitter = settings.get("angle_jitter_deg") or 0
+    extra += [f"± {jitter:g}° in training"] if jitter else []
+    return angles + ("".join(f", {e}" for e in extra))
 
 
 def training_rows(shipped: Mapping[str, Any]) -> list[dict]:
@@ -137,6 +160,30 @@ def session_rows(shipped: Mapping[str, Any], *, continued_only: bool = False) ->
     return out
 
 
+def machines(shipped: Mapping[str, Any]) -> dict[str, list]:
+    """The machines the entries' training sessions ran on: ``{"gpu": [names], "cpu_threads": [counts]}``.
+
+    From each session's recorded hardware (the record's, for records without sessions);
+    both lists sorted, without repeats.
+    """
+    gpus, threads = set(), set()
+    for e in shipped.values():
+        t = e.record["training"]
+        for s in t.get("sessions") or [{"hardware": t["hardware"]}]:
+            hw = s["hardware"]
+            if hw.get("cuda"):
+                gpus.add(str(hw["cuda"]))
+            elif hw.get("threads"):
+                threads.add(int(hw["threads"]))
+    return {"gpu": sorted(gpus), "cpu_threads": sorted(threads)}
+
+
+def join_and(items: Sequence[Any]) -> str:
+    """``"a, b and c"``: a list as the book's prose writes it (``""`` for none)."""
+    items = [str(i) for i in items]
+    return "" if not items else items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _rule(recipe: Any) -> dict[str, Any]:
     """The selection and stopping rule of a recipe (a record's dict, or an object with the fields)."""
     get = recipe.get if isinstance(recipe, Mapping) else lambda k, d=None: getattr(recipe, k, d)
@@ -187,8 +234,6 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
         among the recorded ones; ``None`` if none is eligible) and ``now_stopped_after`` (the
         last epoch the current rule would have run; ``None``: it would still be training).
     """
-    from angio.train.selection import replay_rule
-
     out = []
     for name, e in shipped.items():
         t = e.record["training"]
@@ -222,13 +267,16 @@ def stopping_rows(shipped: Mapping[str, Any], recipes: Mapping[str, Any] | None 
     return out
 
 
-def record_rows(shipped: Mapping[str, Any]) -> list[dict]:
+def record_rows(shipped: Mapping[str, Any], *, named: bool = False) -> list[dict]:
     """Every recorded test row of ``shipped``, with the entry's ``setting`` and ``entry`` name.
 
     Parameters
     ----------
     shipped : mapping of str to ZooEntry
         Entries (see :func:`angio.zoo.entries`).
+    named : bool
+        Name each row's ``method`` ``"<label>: <entry>"`` (e.g. ``"DAE (sum): paper-dae-2v"``)
+        instead of the recorded label alone, so that entries of one network stay apart.
 
     Returns
     -------
@@ -243,7 +291,144 @@ def record_rows(shipped: Mapping[str, Any]) -> list[dict]:
         for r in entry.record["test"]["rows"]:
             rows.append(dict(r, entry=name, views=entry.experiment.n_views, setting=setting_of(entry),
                              trained_for=getattr(entry.experiment, "target", "otsu")))
+            if named:
+                rows[-1]["method"] = f"{entry.record['label']}: {name}"
     return rows
+
+
+def model_rows(shipped: Mapping[str, Any], names: Sequence[str] | None = None, *,
+               target: str = "exact", others: Sequence[Mapping[str, Any]] = (), others_input: str = "") -> list[dict]:
+    """Each entry's recorded test metrics against ``target``, mean and sd over its test trees.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Entries (see :func:`angio.zoo.entries`).
+    names : sequence of str, optional
+        The entries, in this order (default: all of ``shipped``).
+    target : {"exact", "otsu"}
+        Ground truth of the recorded rows.
+    others : sequence of mapping
+        Metric rows of methods that are not zoo entries (e.g. the classical baselines of
+        :func:`angio.study.evaluate_baselines`, measured live), one per (method, case,
+        target); those against ``target`` are averaged per ``method`` and follow the entries.
+    others_input : str
+        Their ``input`` column.
+
+    Returns
+    -------
+    list of dict
+        One row per entry: ``entry``, ``method`` (``"<label>: <entry>"``, e.g.
+        ``"U-Net (sum + min): unet-biplane"``), ``input`` (:func:`views_text`), ``views``,
+        ``cases`` and the mean and population sd (``<m>_std``) of every metric; then one row
+        per method of ``others`` (``entry`` ``None``).
+
+    Raises
+    ------
+    KeyError
+        If an entry of ``names`` is not shipped.
+    ValueError
+        If an entry's record has no test row against ``target``.
+    """
+    names = list(shipped) if names is None else list(names)
+    out = []
+    for name in names:
+        if name not in shipped:
+            raise KeyError(f"no shipped entry {name!r}; shipped: {sorted(shipped)}")
+        entry = shipped[name]
+        rows = [r for r in entry.record["test"]["rows"] if r["target"] == target]
+        if not rows:
+            raise ValueError(f"the record of {name} has no test rows against {target!r}")
+        mean = mean_table(rows, by=("target",))[0]
+        out.append({**mean, "entry": name, "method": f"{entry.record['label']}: {name}", "input": views_text(entry),
+                    "views": entry.experiment.n_views})
+    for mean in mean_table([r for r in others if r["target"] == target], by=("method",)):
+        out.append({**mean, "entry": None, "input": others_input})
+    return out
+
+
+def check_rows(names: Sequence[str], *, results_dir: Any = None, folder: Any = None) -> list[dict]:
+    """Each entry measured again on its first test tree against the exact mask, beside its record.
+
+    A live check of the records at the price of one prediction per entry
+    (:func:`angio.zoo.check_entry`); the test suite requires agreement to 1e-4.
+
+    Returns
+    -------
+    list of dict
+        One row per entry: ``entry``, ``case``, ``recorded`` and ``measured`` (IoU) and
+        ``diff``, the largest absolute difference over IoU, Dice and clDice.
+    """
+    out = []
+    for name in names:
+        recorded, measured = check_entry(name, results_dir=results_dir, folder=folder)
+        out.append({"entry": name, "case": measured["case"], "recorded": recorded["iou"], "measured": measured["iou"],
+                    "diff": max(abs(measured[m] - recorded[m]) for m in ("iou", "dice", "cldice"))})
+    return out
+
+
+#: What makes a run as long as its recipe: the grid and how much of it an epoch trains on
+#: (settings), and the network, inputs, loss and target (experiment).
+_RUN_SIZE = ("spec", "variants", "max_train_cases", "max_steps_per_epoch", "patch_size", "batch_size",
+             "samples_per_volume", "n_test", "n_val")
+
+
+def short_runs(shipped: Mapping[str, Any], names: Sequence[str] | None = None,
+               recipes: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The entries whose weights do not come from a run of their recipe, and why.
+
+    A table the book presents as the study's result must come from the zoo's records (or
+    their weights measured again), each made by its recipe: at the recipe's grid, on its
+    training set with epochs of its size, with its network, inputs, loss and target, for at
+    least one whole epoch, and tested on every test tree. A live run of a profile (minutes
+    at a coarser grid, a few steps per epoch) is shorter than its recipe and is never one.
+    A recipe's selection and stopping rule (:data:`angio.zoo.RULE_FIELDS`) may have changed
+    since an entry was trained: its record says which rule made it (chapter 6 replays the
+    current one), so that is not a shorter run.
+
+    Parameters
+    ----------
+    shipped : mapping of str to ZooEntry
+        Entries (see :func:`angio.zoo.entries`).
+    names : sequence of str, optional
+        The entries to check (default: all of ``shipped``); a name that is not shipped is
+        reported.
+    recipes : mapping of str to Recipe, optional
+        Default :data:`angio.zoo.RECIPES`.
+
+    Returns
+    -------
+    dict of str to str
+        ``{entry: reason}``; empty when every entry is a run of its recipe.
+    """
+    from dataclasses import asdict
+
+    recipes = RECIPES if recipes is None else recipes
+    out = {}
+    for name in (list(shipped) if names is None else list(names)):
+        if name not in shipped:
+            out[name] = "not a shipped zoo entry (a live run, or an entry that is not in the zoo)"
+            continue
+        if name not in recipes:
+            out[name] = "no recipe"
+            continue
+        record, recipe = shipped[name].record, recipes[name]
+        then, now = record["recipe"]["settings"], asdict(recipe.settings)
+        now["spec"] = asdict(recipe.settings.spec)
+        differ = [k for k in _RUN_SIZE if then.get(k, now[k]) != now[k]]
+        experiment = dict(record["recipe"]["experiment"])
+        current = asdict(recipe.experiment)
+        current["modes"], current["model_kwargs"] = list(current["modes"]), dict(recipe.experiment.model_kwargs)
+        differ += [f"experiment.{k}" for k in current if experiment.get(k) != current[k]]
+        training = record["training"]
+        cases = set(record["test"]["cases"])
+        if differ:
+            out[name] = "trained with other " + ", ".join(differ) + " than its recipe"
+        elif training["epochs_run"] < 1 or training["optimizer_steps"] < 1:
+            out[name] = "no whole epoch trained"
+        elif {r["case"] for r in record["test"]["rows"]} != cases or not cases:
+            out[name] = "not tested on every test tree"
+    return out
 
 
 def table1(shipped: Mapping[str, Any], *, target: str = "otsu",
@@ -336,6 +521,66 @@ def table2(shipped: Mapping[str, Any], names: Sequence[str] = ("paper-dae-2v", "
     return paper.table2(ours)
 
 
+def table1_series(otsu: Sequence[Mapping[str, Any]], exact: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, float]]:
+    """IoU (%) per view count of :func:`table1`'s rows, for :func:`angio.figures.metric_vs_views`.
+
+    One series per setting and ground truth (``"<setting label> vs Otsu"``, ``"... vs
+    vessels"``), then the paper's cells (``"paper (quoted)"``).
+    """
+    series: dict[str, dict[int, float]] = {}
+    for name, rows in (("Otsu", otsu), ("vessels", exact)):
+        for r in rows:
+            series.setdefault(f"{SETTING_LABELS.get(r['setting'], r['setting'])} vs {name}", {})[r["views"]] = \
+                100 * r["iou"]
+    series["paper (quoted)"] = {n: v for n, v in paper.TABLE1_IOU.items() if v is not None}
+    return series
+
+
+def rule_summary(stops: Sequence[Mapping[str, Any]], shipped: Mapping[str, Any],
+                 recipes: Mapping[str, Any]) -> list[str]:
+    """Sentences on :func:`stopping_rows`: the recipes' current rules, and which runs they leave short.
+
+    Returns
+    -------
+    list of str
+        One sentence per distinct current rule of the entries' recipes, then which entries
+        were trained under an earlier rule, which ship their first (untrained) epoch, and
+        which were stopped by patience on the IoU while the validation loss still improved.
+    """
+    rules = {(r.select, r.select_from, r.patience, tuple(r.patience_watch))
+             for n, r in recipes.items() if n in shipped}
+    out = []
+    for select, start, patience, watch in sorted(rules):
+        also = " or ".join([select, *watch])
+        out.append(f"current rule: ship the best validation {select} from epoch {start + 1} on; "
+                   f"stop after {patience} validations without a new best of {also}")
+    old = [r["entry"] for r in stops if r["rule_changed"]]
+    first = [r["entry"] for r in stops if r["selected"] == 1 and r["epochs"] > 1 and r["start"] == "scratch"]
+    early = [r["entry"] for r in stops if r["stopped"] == "patience" and r["loss_improving"]]
+    out.append(f"trained under an earlier rule: {', '.join(old) or 'none'}")
+    out.append(f"ship their first epoch, an untrained network: {', '.join(first) or 'none'}")
+    out.append("stopped by patience on the IoU, where patience counted on the validation loss had not yet run "
+               f"out: {', '.join(early) or 'none'}")
+    return out
+
+
+def how_runs_ended(stops: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per :func:`stopping_rows` row: the shipped epoch, what stopped the run, its loss."""
+    out = []
+    for r in stops:
+        untrained = r["selected"] == 1 and r["epochs"] > 1 and r["start"] == "scratch"
+        note = " (its first: an untrained network)" if untrained else ""
+        if r["start"] != "scratch":
+            note += f", started from the {r['start']} weights"
+        rule = " under the earlier stopping rule" if r["rule_changed"] else ""
+        first, last = r["first_val_loss"], r["final_val_loss"]
+        losses = ("" if first is None else f"; validation loss {first:.3f} at epoch 1, {last:.3f} at the last, "
+                  f"lowest at epoch {r['best_loss_epoch']}")
+        out.append(f"{r['entry']}: ships epoch {r['selected']} of {r['epochs']}{note}, stopped by "
+                   f"{r['stopped']}{rule}{losses}")
+    return out
+
+
 def iou_margin(shipped: Mapping[str, Any], best: Mapping[int, str], *, baseline: str = "paper-dae-{n}v",
                target: str = "exact") -> list[dict]:
     """Mean test IoU of the best model at each view count minus the paper's autoencoder's.
@@ -400,8 +645,6 @@ def mirror_gain(names: Sequence[str], folders: Mapping[str, Any]) -> list[dict]:
         number of trees), ``condition``, ``plain`` and ``mirror`` (mean Dice against the
         exact mask) and ``gain`` (``mirror - plain``).
     """
-    from angio.zoo.robustness import read_robustness
-
     out = []
     for name in names:
         for label, folder in folders.items():

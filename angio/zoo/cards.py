@@ -336,7 +336,7 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
         use = ("A reproduction of Wu et al.'s autoencoder (ISVC 2023, Table 1), kept to compare with the paper "
                "and with the study's U-Nets; not meant to reconstruct user images.")
     else:
-        use = (f"A variant kept for comparison (chapter 11); `angio reconstruct --checkpoint` can use it for "
+        use = (f"A variant kept for comparison (chapter 9); `angio reconstruct --checkpoint` can use it for "
                f"{n_views} views at {_deg(angles)}.")
     out += [f"- **Intended use:** research. From {n_views} views of the head's arteries it returns a 3D "
             f"vessel probability on its {size}³ grid. {use}"]
