@@ -676,3 +676,25 @@ def test_hardware_says_which_precision_the_cpu_trains_in():
     hw = records.hardware()
     assert isinstance(hw["cpu_bf16"], bool)
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if hw["cpu_bf16"] else "fp32")
+
+
+def test_a_session_stopped_by_hand_is_recorded_up_to_its_last_epoch(tmp_path, tiny_recipe, monkeypatch):
+    """Ctrl-C during training: last.pt keeps the finished epochs, sessions.json names the session."""
+    import angio.zoo.runs as runs
+
+    results = tmp_path / "results"
+    zoo.train_recipe("tiny", results_dir=results, progress=False, max_epochs=1)
+    real_fit = runs.fit
+
+    def interrupted_fit(*args, **kwargs):
+        def stop(epoch, model, row):
+            raise KeyboardInterrupt
+
+        return real_fit(*args, **{**kwargs, "on_epoch_end": stop})
+
+    monkeypatch.setattr(runs, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train_recipe("tiny", results_dir=results, progress=False, max_epochs=3)
+    sessions = json.loads((results / "zoo" / "tiny" / "sessions.json").read_text())
+    assert [s.get("interrupted", False) for s in sessions] == [False, True]
+    assert sessions[1]["first_epoch"] == 1 and sessions[1]["epochs_after"] >= 1 and sessions[1]["wall_s"] > 0

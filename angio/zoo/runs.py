@@ -74,7 +74,8 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
 
     Every call appends the machine it ran on (CPU, whether it runs bf16 natively, GPU, threads,
     library versions) and the commit to ``<run>/sessions.json``; :func:`publish` puts that list
-    into the record.
+    into the record. A session stopped by hand (Ctrl-C) is recorded too, up to its last finished
+    epoch, with ``interrupted: true``, and the interrupt goes on to the caller.
     """
     recipe = get_recipe(name)
     settings = recipe.run_settings(results_dir)
@@ -97,16 +98,30 @@ def train_recipe(name: str, *, results_dir: str | os.PathLike = "results", progr
                "hardware": hardware(), "first_epoch": len(read_history(run_dir)["epochs"])}
     train_set = training_dataset(exp, settings, train)
     session["data_s"] = time.perf_counter() - started
-    history = fit(config, train_set, validation_dataset(exp, settings, val), resume=True, progress=progress,
-                  time_budget_s=None if time_budget_s is None else max(time_budget_s - session["data_s"], 1e-6),
-                  on_epoch_end=on_epoch_end)
-    history["session_wall_s"] = time.perf_counter() - started
-    session.update(wall_s=history["session_wall_s"], epochs_after=len(history["epochs"]),
-                   stopped_by_budget=bool(history.get("stopped_by_budget")))
-    atomic_write_text(run_dir / "sessions.json", json.dumps([*(_sessions(run_dir) or []), session], indent=1))
+    try:
+        history = fit(config, train_set, validation_dataset(exp, settings, val), resume=True, progress=progress,
+                      time_budget_s=None if time_budget_s is None else max(time_budget_s - session["data_s"], 1e-6),
+                      on_epoch_end=on_epoch_end)
+    except KeyboardInterrupt:
+        # stopped by hand: last.pt holds the last finished epoch, and the session is recorded up to it
+        _record_session(run_dir, session, started, read_history(run_dir), interrupted=True)
+        raise
+    history["session_wall_s"] = _record_session(run_dir, session, started, history)
     chosen = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
     model, _, info = load_checkpoint(chosen)
     return Trained(exp, model, history, run_dir, reused=False, checkpoint=chosen, epoch=info.get("epoch"))
+
+
+def _record_session(run_dir: Path, session: dict[str, Any], started: float, history: dict[str, Any], *,
+                    interrupted: bool = False) -> float:
+    """Append ``session`` (wall time, epochs after it, how it ended) to ``run_dir/sessions.json``; its wall seconds."""
+    wall_s = time.perf_counter() - started
+    session.update(wall_s=wall_s, epochs_after=len(history["epochs"]),
+                   stopped_by_budget=bool(history.get("stopped_by_budget")))
+    if interrupted:
+        session["interrupted"] = True
+    atomic_write_text(run_dir / "sessions.json", json.dumps([*(_sessions(run_dir) or []), session], indent=1))
+    return wall_s
 
 
 def reopen_run(name: str, *, results_dir: str | os.PathLike = "results") -> Path:
