@@ -282,6 +282,10 @@ RECIPES: dict[str, Recipe] = {
         _gpu_recipe("unet-biplane",
                     "residual U-Net (8 base channels, depth 4, instance norm) on the sum and min "
                     "back-projections of 2 views (0 and 90 deg), Dice + BCE against the exact mask; " + _GPU_NOTE, 2),
+        _gpu_recipe("unet-biplane-cpu",
+                    "unet-biplane's recipe, continued from its shipped weights on two CPU threads, session after "
+                    "session (angio train --recipe unet-biplane-cpu --continue-shipped); it replaces unet-biplane "
+                    "in angio reconstruct once it leads on the validation trees and its robustness is recorded", 2),
         _gpu_recipe("unet-biplane-wide", "as unet-biplane with 16 base channels (5.7 M parameters, 4x the compute)",
                     2, 16),
         _gpu_recipe("unet-3view",
