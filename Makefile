@@ -16,7 +16,7 @@ study: setup
 
 test: setup-browser
 	$(PY) -m ruff check angio tests benchmarks scripts
-	$(PY) -m pytest -m "slow or not slow" tests
+	$(PY) -m pytest -m "slow or not slow" --durations=30 tests
 
 setup:
 	scripts/setup.sh
