@@ -4,7 +4,11 @@ Each sub-command only parses arguments and calls the package (:mod:`angio.prepar
 :mod:`angio.study`, :mod:`angio.reconstruct`, :mod:`angio.zoo`); errors from bad input
 (:class:`angio.InputError`) are printed as one line and exit with status 2.
 ``angio study run|book`` runs the notebooks and builds the book (``python -m angio.study``
-is the same command).
+is the same command). Ctrl-C prints one line and exits with status 130.
+
+Imports of the package sit inside each sub-command: they are heavy (torch, and for the study
+the notebook and book toolchain) and each command needs only its own, so ``angio --help``
+and a bad argument answer at once, and ``angio reconstruct`` never loads the book's layer.
 """
 
 from __future__ import annotations

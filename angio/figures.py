@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from angio.mesh import ERROR_COLORS
+
 __all__ = ["orthogonal_mips", "projection_strip", "backprojection_grid", "loss_curves",
            "metric_vs_views", "prediction_panel", "orthogonal_slices", "table", "learning_curves", "per_case"]
 
@@ -313,8 +315,6 @@ def orthogonal_slices(prediction: np.ndarray, truth: np.ndarray, *, image: np.nd
     """
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
-
-    from angio.mesh import ERROR_COLORS
 
     plt = _plt()
     pred_v = _volume("prediction", prediction)

@@ -19,6 +19,8 @@ from angio.errors import InputError
 from angio.evaluation import case_inputs, predict_case
 from angio.experiment import StudySettings, Trained
 from angio.metrics import dice, iou
+from angio.models import count_parameters
+from angio.zoo import entries, load_entry
 
 __all__ = ["reference_entry", "run_summary", "Beside", "beside_recipe"]
 
@@ -31,8 +33,6 @@ def reference_entry(experiment, shipped=None) -> str:
     angio.InputError
         If no shipped entry has that experiment on the vessels-only volumes.
     """
-    from angio.zoo import entries
-
     shipped = entries() if shipped is None else shipped
     for name, entry in shipped.items():
         e = entry.experiment
@@ -44,8 +44,6 @@ def reference_entry(experiment, shipped=None) -> str:
 
 def run_summary(trained: Trained) -> str:
     """One line on a live run: parameters, epochs, steps, wall time, and the epoch evaluated."""
-    from angio.models import count_parameters
-
     rows = trained.history["epochs"]
     steps = rows[-1]["global_step"] if rows else 0
     seconds = rows[-1]["wall_time_s"] if rows else 0.0
@@ -97,8 +95,6 @@ def beside_recipe(trained: Trained, settings: StudySettings, name: str, case: st
         Two rows (``run``, ``grid``, ``steps``, ``minutes``, ``dice_otsu``, ``iou_otsu``,
         ``dice_exact``; the live run first) and the input, prediction and masks of each.
     """
-    from angio.zoo import load_entry
-
     model, entry = load_entry(name)
     case = case or entry.record["test"]["cases"][0]
     if case not in entry.record["test"]["cases"]:

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from angio.errors import InputError
+from angio.evaluation import case_inputs, predict_case
 from angio.metrics import dice
+from angio.zoo import entries, load_entry
 
 __all__ = ["MESH_ENTRIES", "ZooReconstructions", "zoo_reconstructions", "mesh_rows"]
 
@@ -72,9 +74,6 @@ def zoo_reconstructions(names: Sequence[str], case: str | None = None, *,
         If ``names`` is empty, an entry is not shipped, the entries' grids differ, or
         ``case`` is not a test tree of every entry.
     """
-    from angio.evaluation import case_inputs, predict_case
-    from angio.zoo import entries, load_entry
-
     names = list(names)
     if not names:
         raise InputError("no zoo entries to reconstruct with")

@@ -29,6 +29,7 @@ from angio.device import resolve_device, resolve_precision
 from angio.experiment import StudySettings
 from angio.pipeline import VolumeSpec
 from angio.projection import PAPER_VIEW_COUNTS
+from angio.zoo import DEFAULT_SPEC
 
 __all__ = ["PROFILES", "VIEW_COUNTS", "settings", "view_counts", "setup", "zoo_setup", "describe"]
 
@@ -106,7 +107,5 @@ def zoo_setup(profile: str = "cpu", results_dir: str | os.PathLike = "results", 
     volumes, baselines and tables are on the grid the study stands behind, whatever the
     profile (which still decides how much a chapter measures again).
     """
-    from angio.zoo import DEFAULT_SPEC
-
     grid = {"size": DEFAULT_SPEC.size, "fov_mm": DEFAULT_SPEC.fov_mm, "center": DEFAULT_SPEC.center}
     return setup(profile, results_dir, log=log, **{**grid, **overrides})

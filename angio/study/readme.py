@@ -23,9 +23,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from angio import paper, zoo
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
+from angio.study import zoo_tables
+from angio.study.headline import reproduction_paragraph
 from angio.study.runner import REPO_ROOT
+from angio.study.tables import mean_table
+from angio.study.zoo_tables import views_text
 
 __all__ = ["START", "END", "COMMAND", "README", "results_block", "readme_block", "replace_block", "write_readme",
            "main"]
@@ -53,10 +58,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> 
 
 
 def _table1_lines(dae: Mapping[str, Any]) -> list[str]:
-    from angio import paper, zoo
-    from angio.study import zoo_tables
-    from angio.study.headline import reproduction_paragraph
-
     cells = {}
     for target in ("otsu", "exact"):
         for r in zoo_tables.table1(dae, target=target):
@@ -87,8 +88,6 @@ def _table1_lines(dae: Mapping[str, Any]) -> list[str]:
 
 
 def _views(entry: Any) -> str:
-    from angio.study.zoo_tables import views_text
-
     return views_text(entry)
 
 
@@ -102,10 +101,6 @@ def _trained(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _unet_lines(shipped: Mapping[str, Any]) -> list[str]:
-    from angio import zoo
-    from angio.study import zoo_tables
-    from angio.study.tables import mean_table
-
     unets = {name: e for name, e in shipped.items() if e.experiment.model == "unet"}
     if not unets:
         return []
@@ -164,8 +159,6 @@ def results_block(folder: str | os.PathLike | None = None) -> str:
         against the exact mask with their training time and their margin over the paper's
         autoencoder. Parts without shipped entries are left out.
     """
-    from angio import zoo
-
     shipped = zoo.entries(folder)
     dae = {name: e for name, e in shipped.items() if e.experiment.model == "dae"}
     parts = [_table1_lines(dae), _unet_lines(shipped)]

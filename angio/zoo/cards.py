@@ -29,6 +29,8 @@ from angio.atomic import atomic_write_text
 from angio.errors import InputError
 from angio.metrics import summarize
 from angio.projection import view_angles
+from angio.zoo.entries import ZOO_DIR, entries
+from angio.zoo.recipes import CONE_MODELS, DEFAULT_MODELS, RECIPES, recipe_changes
 
 __all__ = ["REQUIRED_FIELDS", "model_card", "model_cards_page", "write_model_cards"]
 
@@ -198,8 +200,6 @@ def _ended(training: Mapping[str, Any], config: Mapping[str, Any]) -> str:
 
 def _order(record: Mapping[str, Any]) -> tuple:
     """Page order: the study's models (the defaults first), then the paper's by setting and views."""
-    from angio.zoo import DEFAULT_MODELS
-
     experiment = record["recipe"]["experiment"]
     setting = record["recipe"]["settings"]["spec"]["modality"] + ("-window" if experiment["target"] == "otsu_window"
                                                                   else "")
@@ -287,8 +287,6 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
     """
     _check(record)
     if robustness_dir is None:
-        from angio.zoo import ZOO_DIR
-
         robustness_dir = ZOO_DIR / "robustness"
     h1, h2 = level, level + 1
     name = record["name"]
@@ -323,8 +321,6 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
     ])
 
     # -- intended use and limits
-    from angio.zoo import CONE_MODELS, DEFAULT_MODELS
-
     out += ["", _heading(h2, "Intended use and limits"), ""]
     if DEFAULT_MODELS.get(n_views) == name:
         use = (f"`angio reconstruct` uses this entry by default for {n_views} views at {_deg(angles)} "
@@ -484,8 +480,6 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
         out += ["", _heading(h2, "Robustness"), ""] + _robustness_lines(name, record["sha256"], Path(robustness_dir))
 
     # -- retraining
-    from angio.zoo import RECIPES, recipe_changes
-
     out += ["", _heading(h2, "How to retrain"), ""]
     out += ["```bash",
             f"angio train --recipe {name}                      # train from scratch and publish to the zoo",
@@ -528,8 +522,6 @@ def model_cards_page(folder: str | os.PathLike | None = None, *,
     angio.InputError
         If no entry is shipped or an entry's record lacks a required field.
     """
-    from angio.zoo import ZOO_DIR, entries
-
     zoo_folder = Path(folder) if folder is not None else ZOO_DIR
     if robustness_dir is None:
         robustness_dir = zoo_folder / "robustness"
