@@ -35,3 +35,13 @@ def tiny_recipe(monkeypatch):
                         replace(settings, inference_patch=16), patience=1, val_every=1)
     monkeypatch.setitem(zoo.RECIPES, "tiny", recipe)
     return recipe
+
+
+@pytest.fixture(scope="session")
+def shared_results(tmp_path_factory):
+    """One results folder for the tests that re-measure shipped records: cases are built once.
+
+    The volume cache is keyed by case, grid, modality and seed and written atomically, so the
+    entries that share a test tree and grid share its volumes.
+    """
+    return tmp_path_factory.mktemp("shared_results")

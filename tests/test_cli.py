@@ -180,14 +180,24 @@ def _held_out_views(tmp_path, n_views=2):
     return entry, vols, angles, files
 
 
+@pytest.fixture(scope="module")
+def png_reconstruction(tmp_path_factory):
+    """``angio reconstruct`` of a held-out tree's two 8-bit PNG views, run once for the tests below."""
+    tmp = tmp_path_factory.mktemp("png")
+    entry, vols, _, files = _held_out_views(tmp)
+    out = tmp / "recon"
+    assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(out)]) == 0
+    return entry, vols, files, out
+
+
 @pytest.mark.slow
-def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
+def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys, png_reconstruction):
     """A held-out case projected, saved, read back and reconstructed = the study's own path."""
     from angio import zoo
     from angio.pipeline import network_input
     from angio.study import predict_case
 
-    entry, vols, angles, files = _held_out_views(tmp_path)
+    entry, vols, files, png_out = png_reconstruction
     model, _ = zoo.load_entry(entry.name)
     # reconstruct averages the biplane model with its mirrored prediction by default (MIRROR_MODELS)
     study = predict_case(model, network_input(vols.unit_intensity(), 2, modes=entry.experiment.modes),
@@ -202,21 +212,18 @@ def test_user_images_reach_the_model_as_the_study_data_does(tmp_path, capsys):
     assert "unet-biplane" in readme["model"] and readme["warnings"] == []
     assert readme["mirror_tta"].startswith("yes")
     # 8-bit PNG: the same up to quantization (1/255 per pixel)
-    assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(tmp_path / "png")]) == 0
-    with np.load(tmp_path / "png" / "probability.npz") as z:
+    with np.load(png_out / "probability.npz") as z:
         png = z["probability"]
     assert np.mean(np.abs(png - study)) < 2e-3
     assert angio.metrics.dice(png, study > 0.5) > 0.95
 
 
 @pytest.mark.slow
-def test_zoo_biplane_model_reconstructs_a_held_out_case(tmp_path, capsys):
+def test_zoo_biplane_model_reconstructs_a_held_out_case(png_reconstruction):
     """`angio reconstruct` right after install: two PNG views -> probability volume and mesh."""
     from angio import metrics
 
-    entry, vols, _, files = _held_out_views(tmp_path)
-    out = tmp_path / "recon"
-    assert cli.main(["reconstruct", *files["png"], "--angles", "0", "90", "--out", str(out)]) == 0
+    entry, vols, _, out = png_reconstruction
     assert {"probability.npz", "dicom", "surface.stl", "surface.vtp"} <= {p.name for p in out.iterdir()}
     with np.load(out / "probability.npz") as z:
         prob = z["probability"]

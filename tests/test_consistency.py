@@ -207,10 +207,10 @@ def test_a_missing_or_broken_record_names_the_file_and_the_remedy(tmp_path):
 
 
 @pytest.mark.slow
-def test_record_reproduces_one_validation_tree(record, tmp_path):
+def test_record_reproduces_one_validation_tree(record, shared_results):
     model = record["models"][0]
     case = record["cases"][model]["val"][0]
-    recorded, measured = check_view_consistency(model, case, results_dir=tmp_path)
+    recorded, measured = check_view_consistency(model, case, results_dir=shared_results)
     assert [(r["silhouettes"], r["variant"], r["low"]) for r in measured] == [
         (r["silhouettes"], r["variant"], r["low"]) for r in recorded]
     for a, b in zip(recorded, measured):

@@ -155,7 +155,7 @@ def test_the_biplane_model_is_shipped():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_entry_matches_its_record(name, tmp_path):
+def test_shipped_entry_matches_its_record(name, shared_results):
     entry = zoo.entries()[name]
     rec = entry.record
     assert zoo.sha256(entry.checkpoint) == rec["sha256"]
@@ -169,7 +169,7 @@ def test_shipped_entry_matches_its_record(name, tmp_path):
     curve = [r for r in rec["training"]["curve"] if r.get(key) is not None and r["epoch"] >= start]
     best = (min if key == "val_loss" else max)(r[key] for r in curve)
     assert best == pytest.approx(next(r[key] for r in curve if r["epoch"] == rec["training"]["selected_epoch"]))
-    recorded, measured = zoo.check_entry(name, results_dir=tmp_path)
+    recorded, measured = zoo.check_entry(name, results_dir=shared_results)
     for m in ("dice", "iou", "mse", "mae", "accuracy"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
 

@@ -118,8 +118,8 @@ def test_shipped_records_describe_the_shipped_weights(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_record_reproduces_one_row(name, tmp_path):
-    recorded, measured = check_robustness(name, results_dir=tmp_path)
+def test_shipped_record_reproduces_one_row(name, shared_results):
+    recorded, measured = check_robustness(name, results_dir=shared_results)
     for m in ("dice", "iou"):
         assert abs(recorded[m] - measured[m]) <= 1e-4, (m, recorded[m], measured[m])
 
@@ -175,6 +175,6 @@ def test_mirror_models_were_chosen_on_the_validation_trees(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(zoo.MIRROR_MODELS))
-def test_mirror_record_reproduces_one_row(name, tmp_path):
-    recorded, measured = check_robustness(name, results_dir=tmp_path, mirror=True)
+def test_mirror_record_reproduces_one_row(name, shared_results):
+    recorded, measured = check_robustness(name, results_dir=shared_results, mirror=True)
     assert abs(recorded["dice"] - measured["dice"]) <= 1e-4, (recorded["dice"], measured["dice"])
