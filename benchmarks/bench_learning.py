@@ -35,6 +35,7 @@ from angio import zoo
 from angio.atomic import atomic_write_text
 from angio.evaluation import case_inputs, predict_case
 from angio.experiment import study_split
+from angio.markdown import markdown_table
 from angio.records import hardware
 
 
@@ -71,12 +72,10 @@ def table(runs: list[dict]) -> str:
     """The runs as a Markdown table: best validation Dice at each budget mark, throughput, inference."""
     marks = list(runs[0]["best_val_dice_by_cpu_min"]) if runs else []
     head = ["recipe", "epochs", "steps", *[f"Dice by {m} min" for m in marks], "voxels / CPU-s", "inference s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in runs:
-        dice = [f"{v:.3f}" if v is not None else "-" for v in r["best_val_dice_by_cpu_min"].values()]
-        lines.append("| " + " | ".join([r["recipe"], str(r["epochs"]), str(r["steps"]), *dice,
-                                        f"{r['voxels_per_cpu_s']:.3g}", f"{r['inference_s_per_case']:.1f}"]) + " |")
-    return "\n".join(lines)
+    rows = [[r["recipe"], r["epochs"], r["steps"],
+             *(f"{v:.3f}" if v is not None else "-" for v in r["best_val_dice_by_cpu_min"].values()),
+             f"{r['voxels_per_cpu_s']:.3g}", f"{r['inference_s_per_case']:.1f}"] for r in runs]
+    return "\n".join(markdown_table(head, rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,15 @@ def test_a_stale_robustness_record_is_not_quoted(tmp_path):
     assert "No robustness record ships" in model_card(record, robustness_dir=tmp_path / "none")
 
 
+def test_markdown_helpers_escape_cells_and_join_lists():
+    from angio.markdown import join_and, markdown_table
+
+    assert markdown_table(["a", "b"], [["x|y", "two\nlines"], [1, 2.5]], align="lr") == [
+        "| a | b |", "|---|---:|", "| x\\|y | two lines |", "| 1 | 2.5 |"]
+    assert markdown_table(["a"], [])[1] == "|---|"
+    assert [join_and(x) for x in ([], ["a"], ["a", "b"], [1, 2, 3])] == ["", "a", "a and b", "1, 2 and 3"]
+
+
 def test_the_cards_page_holds_every_shipped_entry(tmp_path):
     shipped = zoo.entries()
     page = model_cards_page()

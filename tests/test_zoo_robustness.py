@@ -73,6 +73,9 @@ def test_record_read_and_recheck_round_trip(tmp_path, tiny_recipe):
     path.write_text(good.replace(record["entry_sha256"], "0" * 64))
     with pytest.raises(angio.InputError, match=r"tiny\.json: stale.*angio zoo robustness tiny"):
         read_robustness("tiny", folder=out)
+    stale = read_robustness("tiny", folder=out, stale_ok=True)  # as a model card reads it: marked, not refused
+    assert stale["stale"] is True and stale["entry_sha256"] == "0" * 64
+    assert "stale" not in read_robustness("tiny", folder=out, sha256="0" * 64)  # checked against given weights
     changed = json.loads(good)
     changed["conditions"]["views off by +5 deg"]["angle_error_deg"] = 4.0
     path.write_text(json.dumps(changed))

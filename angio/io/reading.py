@@ -9,6 +9,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -352,15 +353,24 @@ def _numbers(s: _Slice, key: str, count: int) -> tuple[float, ...]:
     """The ``count`` finite numbers of header element ``key``; :class:`InputError` naming the file otherwise."""
     raw = s.header.get(key)
     values = list(raw) if isinstance(raw, (MultiValue, list, tuple)) else [raw]
-    try:
-        numbers = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        numbers = ()
+    numbers = tuple(_header_number(v, key, s.path) for v in values if v not in (None, ""))
     if len(numbers) != count or not np.isfinite(numbers).all():
         text = "\\".join(str(v) for v in values)
         raise InputError(f"DICOM file '{s.path}': {key} {text!r} is not {count} finite number(s); "
                          "the file may be damaged.")
     return numbers
+
+
+def _header_number(value: Any, key: str, path: Path) -> float:
+    """One value of header element ``key`` of ``path`` as a float; :class:`InputError` naming both otherwise.
+
+    A damaged header can hold text where a number belongs (pydicom then keeps the text).
+    Whether the number is usable (finite, positive, in range) is the caller's to say.
+    """
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"DICOM file '{path}': {key} {str(value)!r} is not a number.") from None
 
 
 def _count(s: _Slice, key: str) -> int:
@@ -464,10 +474,7 @@ def _single_slice_step(s: _Slice) -> float:
         value = s.header.get(key)
         if value in (None, ""):
             continue
-        try:
-            step = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"DICOM file '{s.path}': {key} {str(value)!r} is not a number.") from None
+        step = _header_number(value, key, s.path)
         if math.isfinite(step) and step > 0:
             return step
     warnings.warn(
@@ -538,10 +545,7 @@ def _check_rescale(ds: Dataset, path: Path) -> None:
         raw = ds.get(key)
         if raw in (None, ""):
             continue
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise InputError(f"DICOM file '{path}': {key} {raw!r} is not a number.") from None
+        value = _header_number(raw, key, path)
         if not np.isfinite(value) or abs(value) > limit or (key == "RescaleSlope" and value == 0):
             raise InputError(
                 f"DICOM file '{path}': {key} {value!r} is not usable (it must be finite"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from angio.errors import InputError
+from angio.errors import InputError, reading_errors
 from angio.io.pixels import MAX_IMAGE_PIXELS, displayed_pixels
 
 __all__ = ["read_images", "is_xa", "DisplayRange"]
@@ -93,7 +93,7 @@ def _read_one(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
     """Grey image as displayed, and its display range (integer images) or ``None`` (float images)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    try:
+    with reading_errors(path, "cannot read image"):  # unreadable or unsupported file: name it
         if path.suffix.lower() in _DICOM_SUFFIXES:
             img, shown = _read_dicom_view(path)
         elif path.suffix.lower() in _IMAGE_PLUGINS:
@@ -101,10 +101,6 @@ def _read_one(path: Path) -> tuple[np.ndarray, DisplayRange | None]:
         else:
             raise InputError(f"{path}: unsupported image type {path.suffix!r} "
                              f"(use {', '.join(sorted(_IMAGE_PLUGINS))} or DICOM)")
-    except InputError:
-        raise
-    except Exception as exc:  # unreadable or unsupported file: name it
-        raise InputError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
     if img.ndim == 3 and img.shape[-1] in (3, 4):
         img = img[..., :3].mean(axis=-1)
     if img.ndim != 2 or img.size == 0:  # a damaged header may declare no rows or columns

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from angio import paper, zoo
+from angio.markdown import join_and, markdown_table
 from angio.study import zoo_tables
 
 __all__ = ["headline_markdown", "reproduction_paragraph", "HEADLINE_FIGURE"]
@@ -64,9 +65,8 @@ def _answer(rows: list[dict]) -> str:
     return text + "\n"
 
 
-def _and(items: list[str]) -> str:
-    """``"a, b and c"``: a list as the book's prose writes it."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+#: ``"a, b and c"`` (:func:`angio.markdown.join_and`), under the name the book's prose modules import.
+_and = join_and
 
 
 def _pcts(rows: list[dict], key: str) -> str:
@@ -139,12 +139,10 @@ def headline_markdown(results_dir: str | os.PathLike = "results") -> str:
         return ("*The headline numbers appear here once chapter 9 (the model zoo) has run: "
                 "`angio study run` then `angio study book`.*\n")
     rows = json.loads(path.read_text())["rows"]
-    lines = ["| views | model | test trees | Dice | clDice | IoU |", "|---|---|---|---|---|---|"]
-    for method in dict.fromkeys(r["method"] for r in rows):
-        m = _means(rows, method)
-        if m is not None:
-            lines.append(f"| {m['views']} | {method} | {m['trees']} | {m['dice']:.3f} | "
-                         f"{m['cldice']:.3f} | {m['iou']:.3f} |")
+    means = {method: _means(rows, method) for method in dict.fromkeys(r["method"] for r in rows)}
+    lines = markdown_table(["views", "model", "test trees", "Dice", "clDice", "IoU"],
+                           [[m["views"], method, m["trees"], *(f"{m[k]:.3f}" for k in ("dice", "cldice", "iou"))]
+                            for method, m in means.items() if m is not None])
     figure = ""
     if (results / "figures" / HEADLINE_FIGURE).exists():
         figure = (f"```{{figure}} {HEADLINE_FIGURE}\n:alt: The two input views of a held-out tree and the 3D "

@@ -26,6 +26,7 @@ from typing import Any
 from angio import paper, zoo
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
+from angio.markdown import markdown_table
 from angio.study import zoo_tables
 from angio.study.headline import reproduction_paragraph
 from angio.study.runner import REPO_ROOT
@@ -52,11 +53,6 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> list[str]:
-    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
-    return ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-
-
 def _table1_lines(dae: Mapping[str, Any]) -> list[str]:
     cells = {}
     for target in ("otsu", "exact"):
@@ -80,8 +76,8 @@ def _table1_lines(dae: Mapping[str, Any]) -> list[str]:
              "(one column against the exact vessel mask). The paper's cells are its own, on CT angiograms of "
              f"{paper.SETUP['patients']} patients at {paper.SETUP['volume']}³; Δ is ours minus the paper's, in IoU "
              "points.", ""]
-    lines += _table(["views", "paper", _TABLE1_COLUMNS[0][2], "Δ", *(c[2] for c in _TABLE1_COLUMNS[1:])], rows,
-                    "rrrrrrr")
+    lines += markdown_table(["views", "paper", _TABLE1_COLUMNS[0][2], "Δ", *(c[2] for c in _TABLE1_COLUMNS[1:])],
+                            rows, "rrrrrrr")
     repro = reproduction_paragraph(zoo_tables.table1(dae, target="otsu", settings=("rotational",)),
                                    zoo_tables.table1(dae, target="exact", settings=("rotational",)))
     return lines + (["", repro.strip()] if repro else [])
@@ -123,7 +119,7 @@ def _unet_lines(shipped: Mapping[str, Any]) -> list[str]:
     uses_text = f" (`angio reconstruct` uses {', '.join(uses)})" if uses else ""
     lines = [f"**The study's U-Nets**{uses_text}, against the exact vessel mask on the same {trees} test trees, "
              "mean ± sd over the trees:", ""]
-    lines += _table(["entry", "views", "Dice", "clDice", "IoU", "trained"], rows, "llrrrl")
+    lines += markdown_table(["entry", "views", "Dice", "clDice", "IoU", "trained"], rows, "llrrrl")
     margins = zoo_tables.iou_margin(shipped, zoo.DEFAULT_MODELS)
     text = []
     if margins:

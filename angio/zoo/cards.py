@@ -27,10 +27,12 @@ from typing import Any
 from angio import paper
 from angio.atomic import atomic_write_text
 from angio.errors import InputError
+from angio.markdown import join_and, markdown_cell, markdown_table
 from angio.metrics import summarize
 from angio.projection import view_angles
 from angio.zoo.entries import ZOO_DIR, entries
 from angio.zoo.recipes import CONE_MODELS, DEFAULT_MODELS, RECIPES, recipe_changes
+from angio.zoo.robustness import MIRROR_DIR, read_robustness
 
 __all__ = ["REQUIRED_FIELDS", "model_card", "model_cards_page", "write_model_cards"]
 
@@ -97,24 +99,11 @@ def _check(record: Mapping[str, Any]) -> None:
         if value is None and path not in ("training.selected_epoch",):
             missing.append(path)
     if missing:
-        raise InputError(f"zoo entry {name!r}: its record lacks {_and([repr(m) for m in missing])}, "
+        raise InputError(f"zoo entry {name!r}: its record lacks {join_and([repr(m) for m in missing])}, "
                          f"which its model card needs; republish the entry (`angio zoo publish {name}`)")
     if not record["test"]["rows"]:
         raise InputError(f"zoo entry {name!r}: its record holds no test rows; republish the entry "
                          f"(`angio zoo publish {name}`)")
-
-
-def _cell(value: Any) -> str:
-    """Text for a Markdown table cell (pipes escaped, newlines folded)."""
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> list[str]:
-    marks = align or "-" * len(header)
-    rule = "|" + "|".join("---:" if a == "r" else "---" for a in marks) + "|"
-    out = ["| " + " | ".join(_cell(h) for h in header) + " |", rule]
-    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
-    return out
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -129,15 +118,8 @@ def _pm(metric: str, stats: Mapping[str, float]) -> str:
     return f"{_fmt(metric, stats['mean'])} ± {_fmt(metric, stats['std'])}"
 
 
-def _and(items: Sequence[str]) -> str:
-    items = list(items)
-    if not items:
-        return ""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _deg(angles: Sequence[float]) -> str:
-    return _and([f"{a:g}°" for a in angles])
+    return join_and([f"{a:g}°" for a in angles])
 
 
 def _machine(hardware: Mapping[str, Any]) -> str:
@@ -167,23 +149,20 @@ def _stats(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
 
 
 def _robustness(name: str, sha: str, folder: Path | None) -> dict[str, Any] | None:
-    """``{"plain": record, "mirror": record or None}`` of the entry's test robustness records, or a stale marker."""
+    """``{"plain": record, "mirror": record or None}`` of the entry's test robustness records, or a stale marker.
+
+    The records are read by :func:`angio.zoo.robustness.read_robustness` against the weights
+    ``sha`` (the card's record's); a stale mirror record is left out.
+    """
     if folder is None or not (folder / f"{name}.json").exists():
         return None
-    try:
-        plain = json.loads((folder / f"{name}.json").read_text())
-    except ValueError as exc:
-        raise InputError(f"{folder / f'{name}.json'}: unreadable robustness record ({exc})") from exc
-    if plain.get("entry_sha256") != sha:
+    plain = read_robustness(name, robustness_dir=folder, sha256=sha, stale_ok=True)
+    if plain.get("stale"):
         return {"stale": True}
     mirror = None
-    path = folder / "mirror" / f"{name}.json"
-    if path.exists():
-        try:
-            mirror = json.loads(path.read_text())
-        except ValueError as exc:
-            raise InputError(f"{path}: unreadable robustness record ({exc})") from exc
-        if mirror.get("entry_sha256") != sha:
+    if (folder / MIRROR_DIR / f"{name}.json").exists():
+        mirror = read_robustness(name, robustness_dir=folder, sha256=sha, stale_ok=True, mirror=True)
+        if mirror.get("stale"):
             mirror = None
     return {"plain": plain, "mirror": mirror}
 
@@ -245,7 +224,7 @@ def _robustness_lines(name: str, sha: str, folder: Path) -> list[str]:
         out += [f"Measured with the shipped weights on the test trees (`angio zoo robustness {name}`"
                 + (f", {when}" if when else "") + "), against the exact mask; mean ± standard deviation over the "
                 "trees. Each condition is an acquisition error of the views given to the model:", ""]
-        out += _table(head, rows, align="lr" + "r" * (len(head) - 2))
+        out += markdown_table(head, rows, align="lr" + "r" * (len(head) - 2))
     return out
 
 
@@ -283,7 +262,8 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
     ------
     angio.InputError
         If the record lacks a field of :data:`REQUIRED_FIELDS` (the message names the entry
-        and the fields) or holds no test rows, or a robustness record is unreadable.
+        and the fields) or holds no test rows, or a current robustness record is unreadable or
+        does not hold up (:func:`angio.zoo.robustness.read_robustness`; a stale one is said so).
     """
     _check(record)
     if robustness_dir is None:
@@ -306,10 +286,10 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
                                           if kwargs else "")
     start = (training.get("initialised_from") or {}).get("entry")
     split = record["split"]
-    description = _cell(record["description"])
+    description = markdown_cell(record["description"])
     out: list[str] = [_heading(h1, f"Model card: `{name}`"), "", description[:1].upper() + description[1:] + ".", ""]
     made = str(record.get("made", ""))[:10]
-    out += _table(["field", "value"], [
+    out += markdown_table(["field", "value"], [
         ["model", f"{record['label']}: {model}"],
         ["views", f"{n_views} at {_deg(angles)}, {_GEOMETRIES.get(geometry, geometry)}"],
         ["grid", f"{size}³ voxels of {voxel:g} mm ({fov:g} mm field of view)"],
@@ -373,7 +353,7 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
             f"rotation axis), {_GEOMETRIES.get(geometry, geometry)}."]
     out += [f"- **Input:** a float32 tensor `(1, {len(modes)}, {size}, {size}, {size})` (B, C, Z, Y, X; volumes "
             f"are `V[z, y, x]`), {voxel:g} mm voxels over the central {fov:g} mm, {len(modes)} channel"
-            f"{'s' if len(modes) != 1 else ''}: " + _and([f"{i}: {_MODES.get(m, m)}" for i, m in enumerate(modes)])
+            f"{'s' if len(modes) != 1 else ''}: " + join_and([f"{i}: {_MODES.get(m, m)}" for i, m in enumerate(modes)])
             + "."]
     out += [f"- **Output:** `(1, 1, {size}, {size}, {size})`, the probability that each voxel is vessel, on the "
             "input's grid; "
@@ -391,7 +371,7 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
     milestones = recipe.get("lr_milestones", config.get("lr_milestones")) or []
     if milestones:
         lr += (f", × {recipe.get('lr_gamma', config.get('lr_gamma', 0.1)):g} from epoch"
-               f"{'s' if len(milestones) > 1 else ''} {_and([str(int(m) + 1) for m in milestones])}")
+               f"{'s' if len(milestones) > 1 else ''} {join_and([str(int(m) + 1) for m in milestones])}")
     batch = config.get("batch_size")
     patch_size = config.get("patch_size")
     data = (f"batches of {batch} random {patch_size}³ patch{'es' if batch != 1 else ''}" if patch_size
@@ -399,11 +379,11 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
     rule = f"{training.get('selected_by', 'validation ' + str(config.get('select')))}"
     patience = recipe.get("patience", config.get("patience"))
     watch = recipe.get("patience_watch") or []
-    stop = (f"patience {patience} epochs without a new best" + (f" (a new lowest validation {_and(watch)} "
+    stop = (f"patience {patience} epochs without a new best" + (f" (a new lowest validation {join_and(watch)} "
                                                                  "also counts)" if watch else "")
             if patience else "a fixed number of epochs")
     out += ["", _heading(h2, "Training procedure and cost"), ""]
-    out += _table(["setting", "value"], [
+    out += markdown_table(["setting", "value"], [
         ["loss", loss],
         ["optimizer", lr],
         ["data", data + f", at most {config.get('epochs')} epochs"],
@@ -421,22 +401,22 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
         first, after = int(s.get("first_epoch", 0)), int(s.get("epochs_after", training["epochs_run"]))
         rows.append([i, str(s.get("started", ""))[:10] or "—", _machine(s["hardware"]), f"{first + 1}–{after}",
                      f"{float(s['wall_s']) / 60:.1f}"])
-    out += [""] + _table(["session", "started", "machine", "epochs", "minutes"], rows, align="lllrr")
+    out += [""] + markdown_table(["session", "started", "machine", "epochs", "minutes"], rows, align="lllrr")
     cost = [f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}, {_duration(total)} of wall time in all "
             "(building the data included)"]
     if gpu:
         kinds = sorted({str(s["hardware"]["cuda"]) for s in gpu})
-        cost.append(f"{sum(float(s['wall_s']) for s in gpu) / 60:.1f} GPU-minutes on {_and(kinds)}")
+        cost.append(f"{sum(float(s['wall_s']) for s in gpu) / 60:.1f} GPU-minutes on {join_and(kinds)}")
     if cpu:
         hours = sum(float(s["wall_s"]) for s in cpu) / 3600
         threads = sum(float(s["wall_s"]) * int(s["hardware"].get("threads") or 1) for s in cpu) / 3600
         kinds = sorted({_machine(s["hardware"]) for s in cpu})
-        cost.append(f"{hours:.2f} CPU-hours on {_and(kinds)} ({threads:.2f} thread-hours)")
+        cost.append(f"{hours:.2f} CPU-hours on {join_and(kinds)} ({threads:.2f} thread-hours)")
     out += ["", "**Cost:** " + "; ".join(cost) + f". The training loop's own time over the recorded epochs was "
             f"{_duration(float(training['wall_time_s']))}."]
     notes = list(training.get("notes") or []) + [s["note"] for s in sessions if s.get("note")]
     if notes:
-        out += ["", "Notes from the record:", ""] + [f"- {_cell(n)}" for n in notes]
+        out += ["", "Notes from the record:", ""] + [f"- {markdown_cell(n)}" for n in notes]
 
     # -- metrics
     cases = list(test["cases"])
@@ -452,7 +432,7 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
         stats = _stats(rs, metrics)
         table.append([_TARGET_SHORT.get(t, t) + (" (training target)" if t == target else ""), len(rs)]
                      + [_pm(m, stats[m]) if m in stats else "—" for m in _METRICS])
-    out += _table(["against", "trees", *(_METRIC_NAMES[m] for m in _METRICS)], table, align="lr" + "r" * 6)
+    out += markdown_table(["against", "trees", *(_METRIC_NAMES[m] for m in _METRICS)], table, align="lr" + "r" * 6)
     if experiment["model"] == "dae" and n_views in paper.TABLE1:
         own = by_target.get(target) or []
         line = (f"The paper's Table 1 at {n_views} views: IoU {100 * paper.TABLE1[n_views]['iou']:.1f}% (its own "
@@ -470,7 +450,7 @@ def model_card(record: Mapping[str, Any], *, level: int = 1, robustness_dir: str
             cells += [f"{row['dice']:.3f}" if row else "—", f"{row['iou']:.3f}" if row else "—"]
         per_case.append(cells)
     head = ["test tree"] + [f"{m} vs {_TARGET_SHORT.get(t, t)}" for t in by_target for m in ("Dice", "IoU")]
-    out += ["", "Per test tree:", ""] + _table(head, per_case, align="l" + "r" * (len(head) - 1))
+    out += ["", "Per test tree:", ""] + markdown_table(head, per_case, align="l" + "r" * (len(head) - 1))
     if test.get("eval_wall_s") is not None:
         where = _machine(test["evaluated_on"]) if test.get("evaluated_on") else "its machine"
         out += ["", f"Evaluating the {len(cases)} trees took {_duration(float(test['eval_wall_s']))} on {where}."]
@@ -548,8 +528,8 @@ def model_cards_page(folder: str | os.PathLike | None = None, *,
         index.append([f"`{name}`", views, rec["label"], volumes, _TARGET_SHORT.get(experiment["target"],
                                                                                   experiment["target"]),
                       len(exact), dice])
-    lines += _table(["entry", "views", "model", "volumes", "trained against", "test trees", "Dice vs exact mask"],
-                    index, align="lrlllrr")
+    lines += markdown_table(["entry", "views", "model", "volumes", "trained against", "test trees",
+                             "Dice vs exact mask"], index, align="lrlllrr")
     for entry in shipped.values():
         lines += ["", model_card(entry.record, level=2, robustness_dir=robustness_dir).rstrip("\n")]
     return "\n".join(lines) + "\n"

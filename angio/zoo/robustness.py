@@ -181,7 +181,8 @@ def _write(out: Path, name: str, record: dict[str, Any]) -> Path:
 
 
 def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
-                    robustness_dir: str | os.PathLike | None = None, mirror: bool = False) -> dict[str, Any]:
+                    robustness_dir: str | os.PathLike | None = None, mirror: bool = False,
+                    stale_ok: bool = False, sha256: str | None = None) -> dict[str, Any]:
     """The robustness record of a shipped entry, checked against the entry and the conditions.
 
     Parameters
@@ -195,28 +196,42 @@ def read_robustness(name: str, *, folder: str | os.PathLike | None = None,
     mirror : bool
         Read the record measured with mirror test-time augmentation (in the
         :data:`MIRROR_DIR` subfolder of ``robustness_dir``).
+    stale_ok : bool
+        Return a stale record (one measured with other weights) as it is, with
+        ``"stale": True`` added, instead of raising; nothing else of it is checked. A current
+        record is returned without a ``"stale"`` key.
+    sha256 : str, optional
+        The sha256 of the weights the record must have measured (what a model card's record
+        says); default: the shipped entry's in ``folder``, which must then hold the entry.
 
     Raises
     ------
     angio.InputError
         If the record is missing or unreadable, was measured with other weights than the
-        entry's (stale), or a condition's acquisition differs from
+        entry's (stale; unless ``stale_ok``), or a condition's acquisition differs from
         :data:`angio.acquisition.CONDITIONS` of this version; the message names the file and
         the command that remakes it.
     """
     zoo_folder, out = _folders(folder, robustness_dir)
     path = (out / MIRROR_DIR if mirror else out) / f"{name}.json"
     remake = f"`angio zoo robustness {name}{' --mirror' if mirror else ''}` remakes it"
-    record = read_record(path, ("rows", "conditions", "entry_sha256"),
-                         missing=f"no robustness record of zoo entry {name!r}", remake=remake,
-                         unreadable="unreadable robustness record")
-    rows, conds, digest = record["rows"], record["conditions"], record["entry_sha256"]
-    found = entries(zoo_folder)
-    if name not in found:
-        raise InputError(f"{path}: zoo entry {name!r} is not shipped")
-    if digest != found[name].record["sha256"]:
-        raise InputError(f"{path}: stale, measured with weights {digest[:12]}... but {name} ships "
-                         f"{found[name].record['sha256'][:12]}...; {remake}")
+    record = read_record(path, ("entry_sha256",), missing=f"no robustness record of zoo entry {name!r}",
+                         remake=remake, unreadable="unreadable robustness record")
+    digest = record["entry_sha256"]
+    if sha256 is None:
+        found = entries(zoo_folder)
+        if name not in found:
+            raise InputError(f"{path}: zoo entry {name!r} is not shipped")
+        sha256 = found[name].record["sha256"]
+    if digest != sha256:
+        if stale_ok:
+            return dict(record, stale=True)
+        raise InputError(f"{path}: stale, measured with weights {str(digest)[:12]}... but {name} ships "
+                         f"{sha256[:12]}...; {remake}")
+    for key in ("rows", "conditions"):  # what a current record needs (a stale one may predate them)
+        if key not in record:
+            raise InputError(f"{path}: unreadable robustness record ({KeyError(key)!r}); {remake}")
+    rows, conds = record["rows"], record["conditions"]
     for label, params in conds.items():
         if label not in CONDITIONS or _acquisition(params) != CONDITIONS[label]:
             raise InputError(f"{path}: condition {label!r} is not the acquisition this version calls by that "
