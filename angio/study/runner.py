@@ -5,6 +5,9 @@ with papermill, injecting the profile's name, the results folder and the paramet
 notebook declares among ``force`` and ``progress``, into ``results/notebooks/`` (trained
 models, cached volumes and metric tables also go under ``results/``, so a second run reuses
 finished work). :mod:`angio.study.book` then builds the book from them.
+
+:func:`prepare` writes the same parameterised notebooks without running them, for another
+executor: the tests run them once under nbval (``tests/test_notebooks.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from angio.study.profiles import PROFILES
 
-__all__ = ["REPO_ROOT", "notebooks", "run"]
+__all__ = ["REPO_ROOT", "notebooks", "parameters", "prepare", "run"]
 
 #: The repository (``notebooks/``, ``book/``, ``benchmarks/``, the book's configuration).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +28,48 @@ def notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     """The study notebooks, in order (``NN_name.ipynb``)."""
     folder = Path(folder) if folder else REPO_ROOT / "notebooks"
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def parameters(notebook: str | os.PathLike, profile: str = "cpu", *, results_dir: str | os.PathLike = "results",
+               force: bool = False) -> dict:
+    """The parameters :func:`run` injects into ``notebook``.
+
+    Those the notebook declares of ``profile``, ``results_dir`` (made absolute), ``force`` and
+    ``progress`` (off: the book shows no progress bars).
+    """
+    import papermill as pm
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    params = {"profile": profile, "results_dir": str(Path(results_dir).resolve()), "force": force, "progress": False}
+    declared = pm.inspect_notebook(str(notebook))
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def _selected(only: list[str] | None) -> list[Path]:
+    return [nb for nb in notebooks() if not only or any(o in nb.name for o in only)]
+
+
+def prepare(profile: str = "cpu", *, results_dir: str | os.PathLike = "results", only: list[str] | None = None,
+            force: bool = False) -> list[Path]:
+    """Write the notebooks into ``results_dir/notebooks`` with :func:`run`'s parameters injected, not executed.
+
+    Parameters are as for :func:`run`. Returns the written notebooks, in order: the files
+    :func:`run` would have executed in place, for another executor (e.g. nbval, whose cwd is
+    then ``results_dir/notebooks`` rather than ``notebooks/``; the notebooks use no relative path
+    but their ``results_dir`` default).
+    """
+    import papermill as pm
+
+    out_dir = Path(results_dir).resolve() / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in _selected(only):
+        target = out_dir / nb.name
+        pm.execute_notebook(str(nb), str(target), parameters=parameters(nb, profile, results_dir=results_dir,
+                                                                         force=force), prepare_only=True)
+        done.append(target)
+    return done
 
 
 def run(profile: str = "cpu", *, results_dir: str | os.PathLike = "results", only: list[str] | None = None,
@@ -54,16 +99,11 @@ def run(profile: str = "cpu", *, results_dir: str | os.PathLike = "results", onl
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    results = Path(results_dir).resolve()
-    out_dir = results / "notebooks"
+    out_dir = Path(results_dir).resolve() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for nb in notebooks():
-        if only and not any(o in nb.name for o in only):
-            continue
-        params = {"profile": profile, "results_dir": str(results), "force": force, "progress": False}
-        declared = pm.inspect_notebook(str(nb))
-        params = {k: v for k, v in params.items() if k in declared}
+    for nb in _selected(only):
+        params = parameters(nb, profile, results_dir=results_dir, force=force)
         target = out_dir / nb.name
         t0 = time.perf_counter()
         log(f"[study] {nb.name} (profile {profile}) ...")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from angio import paper
+from angio.markdown import join_and  # re-exported: the chapters call it as zoo_tables.join_and
 from angio.projection import view_angles
 from angio.study.tables import mean_table
 from angio.train.selection import replay_rule
@@ -176,12 +177,6 @@ def machines(shipped: Mapping[str, Any]) -> dict[str, list]:
             elif hw.get("threads"):
                 threads.add(int(hw["threads"]))
     return {"gpu": sorted(gpus), "cpu_threads": sorted(threads)}
-
-
-def join_and(items: Sequence[Any]) -> str:
-    """``"a, b and c"``: a list as the book's prose writes it (``""`` for none)."""
-    items = [str(i) for i in items]
-    return "" if not items else items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _rule(recipe: Any) -> dict[str, Any]:
