@@ -13,7 +13,8 @@ import numpy as np
 from angio.mesh import ERROR_COLORS
 
 __all__ = ["orthogonal_mips", "projection_strip", "backprojection_grid", "loss_curves",
-           "metric_vs_views", "prediction_panel", "orthogonal_slices", "table", "learning_curves", "per_case"]
+           "metric_vs_views", "prediction_panel", "orthogonal_slices", "table", "learning_curves", "cpu_hours_curve",
+           "per_case"]
 
 
 def _plt():
@@ -155,6 +156,44 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping]], *, selected: Mappin
             a.set_xscale("log")
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cpu_hours_curve(rows: Sequence[Mapping], *, start_label: str = "start", target: str = "exact mask"):
+    """Validation Dice against cumulative CPU-hours, one colour per CPU session.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Rows of :func:`angio.study.levers.cpu_hours_curve`: ``session``, ``epoch`` (``None``
+        for a session's starting point), ``threads``, ``cpu_hours`` and ``val_dice``.
+    start_label : str
+        Legend of the first starting point (where the CPU sessions took over, e.g. after a GPU).
+    target : str
+        What the validation Dice was measured against (the y label says it).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    sessions = list(dict.fromkeys(r["session"] for r in rows))
+    for k, s in enumerate(sessions):
+        mine = [r for r in rows if r["session"] == s]
+        threads = mine[0]["threads"]
+        ax.plot([r["cpu_hours"] for r in mine], [r["val_dice"] for r in mine], "-", color=f"C{k}", lw=1)
+        epochs = [r for r in mine if r["epoch"] is not None]
+        ax.plot([r["cpu_hours"] for r in epochs], [r["val_dice"] for r in epochs], "o", color=f"C{k}", ms=4,
+                label=f"session {s} ({threads} thread{'s' if threads != 1 else ''})")
+    starts = [r for r in rows if r["epoch"] is None]
+    if starts:
+        ax.plot(starts[0]["cpu_hours"], starts[0]["val_dice"], "s", mfc="none", mec="k", ms=8, label=start_label)
+    trained = [r for r in rows if r["epoch"] is not None]
+    if trained:
+        best = max(trained, key=lambda r: r["val_dice"])
+        ax.plot(best["cpu_hours"], best["val_dice"], "*", color="k", ms=12, label=f"best (epoch {best['epoch'] + 1})")
+    ax.set_xlabel("CPU-hours (wall time × threads)")
+    ax.set_ylabel(f"validation Dice ({target})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

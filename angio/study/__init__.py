@@ -21,8 +21,15 @@ One job per module:
     margin of the study's models over the paper's autoencoder, the records re-measured, and
     :func:`~angio.study.zoo_tables.short_runs` (no result may come from a run shorter than
     its recipe).
+:mod:`~angio.study.levers`
+    Quality per CPU-hour of the biplane network continued on the CPU, and the levers tried
+    for the biplane gap (continued training, mirror averaging, view consistency, the
+    continuity prior), from their records.
 :mod:`~angio.study.live`
     Chapter 5's short live run beside the zoo entry its recipe trained.
+:mod:`~angio.study.prose`
+    The figures the book's prose quotes, computed from the zoo's records: glued by the
+    chapters, MyST substitutions of the pages of ``book/`` (never typed by hand).
 :mod:`~angio.study.meshes`
     Chapter 8's reconstructions of one test tree by the zoo's entries, for the error-coloured
     scene (:func:`angio.mesh.error_grid`).

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 from angio.study.headline import HEADLINE_FIGURE, headline_markdown
+from angio.study.prose import substitutions
 from angio.study.runner import REPO_ROOT, notebooks
 from angio.zoo.cards import model_cards_page  # the zoo imports the study: import when building
 
-__all__ = ["build_book", "card_label", "label_cards", "card_links", "entries_used", "glue_text"]
+__all__ = ["build_book", "card_label", "label_cards", "card_links", "entries_used", "glue_text",
+           "with_substitutions"]
 
 #: A model card's title on the book's *Model cards* page (:func:`angio.zoo.cards.model_cards_page`).
 _CARD_TITLE = re.compile(r"^## Model card: `([^`]+)`\s*$", re.MULTILINE)
@@ -70,6 +72,29 @@ def entries_used(names, *, what: str = "This chapter's results come from") -> ob
                     + " (each name links its model card: data, training, test metrics per tree).")
 
 
+def with_substitutions(config: str, values: dict[str, str]) -> str:
+    """The book's ``_config.yml`` text with ``values`` added to ``parse.myst_substitutions``.
+
+    Parameters
+    ----------
+    config : str
+        The configuration (YAML).
+    values : dict of str to str
+        ``{key: text}``, read by the pages as ``{{ key }}``; they replace keys of the same name.
+
+    Returns
+    -------
+    str
+        The configuration as YAML (its comments are not kept).
+    """
+    import yaml
+
+    data = yaml.safe_load(config) or {}
+    parse = data.setdefault("parse", {})
+    parse["myst_substitutions"] = {**(parse.get("myst_substitutions") or {}), **values}
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+
+
 def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.PathLike = "_build",
                warnings_as_errors: bool = True) -> Path:
     """Build the HTML book from ``book/`` and the executed notebooks; returns ``index.html``.
@@ -80,7 +105,10 @@ def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.
     generated into the staged ``book/`` (never into the repository's): ``headline.md``
     (:func:`~angio.study.headline.headline_markdown`) and ``model_cards.md``, the zoo's
     model cards (:func:`angio.zoo.cards.model_cards_page`), each card with the MyST target
-    that the chapters' links point to (:func:`label_cards`).
+    that the chapters' links point to (:func:`label_cards`). The staged ``_config.yml``
+    carries the figures that the pages of ``book/`` quote, computed from the zoo's records
+    (:func:`angio.study.prose.substitutions`), as MyST substitutions: a page writes
+    ``{{ key }}``, and the build (``-W``) fails on a key that is not defined.
     """
     results = Path(results_dir).resolve()
     executed = results / "notebooks"
@@ -93,8 +121,8 @@ def build_book(*, results_dir: str | os.PathLike = "results", out_dir: str | os.
     if src.exists():
         shutil.rmtree(src)
     (src / "results").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(REPO_ROOT / name, src / name)
+    shutil.copy2(REPO_ROOT / "_toc.yml", src / "_toc.yml")
+    (src / "_config.yml").write_text(with_substitutions((REPO_ROOT / "_config.yml").read_text(), substitutions()))
     shutil.copytree(REPO_ROOT / "book", src / "book")
     (src / "book" / "headline.md").write_text(headline_markdown(results))
     (src / "book" / "model_cards.md").write_text(label_cards(model_cards_page()))
