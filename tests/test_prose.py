@@ -280,3 +280,27 @@ def test_unet_gain_on_the_cpu_is_told_from_the_replaced_records(superseded):
         now = sum(r["dice"] for r in rows) / len(rows)
         assert f"from {prev['dice_exact']:.3f} to {now:.3f}" in out["unet_cpu_gain"]
     assert "unet_cpu_gain" not in prose.unets(shipped, {})  # nothing replaced, no "before"
+
+
+def test_otsu_two_grids_reads_the_live_rows_and_the_record():
+    """Chapter 4's figures follow the rows they are given; the record's same-tree mean only counts shared trees."""
+    from angio.pipeline import VolumeSpec
+
+    rest = {"mse": 0.1, "mae": 0.1, "accuracy": 0.9}
+    live = [{"modality": "rotational", "case": c, "dice": d, "iou": d / 2, "cldice": 0.5, "otsu_voxels": 300,
+             "exact_voxels": 100, **rest} for c, d in (("a", 0.5), ("b", 0.7))]
+    live += [{"modality": "cta", "case": "a", "dice": 0.01, "iou": 0.0, "cldice": 0.0, "otsu_voxels": 9000,
+              "exact_voxels": 100, **rest}]
+    windows = [{"window": "w", "case": "a", "dice": 0.02}]
+    rot, cta = {"kind": "preset", "label": "rotational"}, {"kind": "preset", "label": "cta"}
+    record = {"rows": [dict(rot, case="a", dice=0.9, cldice=0.95, ratio=1.2),
+                       dict(rot, case="z", dice=0.8, cldice=0.97, ratio=1.4),
+                       dict(cta, case="a", dice=0.03, cldice=0.0, ratio=3.74),
+                       dict(cta, case="z", dice=0.05, cldice=0.0, ratio=216.2)]}
+    out = prose.otsu_two_grids(live, windows, record, VolumeSpec(size=64, fov_mm=96.0))
+    assert tuple(out) == prose.otsu_two_grids.keys  # what the chapter test reads without the rows
+    assert out["gt_grid"] == "64³ voxels of 1.5 mm" and out["gt_cases"] == "two"
+    assert (out["gt_dice"], out["gt_ratio"], out["gt_cldice"]) == ("60%", "3.0", "50%")
+    assert (out["gt_rec_dice"], out["gt_rec_ratio"], out["gt_rec_cldice"]) == ("85%", "1.30", "96%")
+    assert out["gt_rec_same"] == "90% on the same tree"
+    assert out["gt_cta_best"] == "4.0%" and out["gt_raw_span"] == "3.7 to 216"

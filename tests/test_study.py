@@ -359,7 +359,7 @@ def test_zoo_chapters_read_the_zoo_and_only_chapter_5_trains():
 
 
 def test_chapter_prose_types_no_numbers_and_glues_what_it_quotes():
-    """Numbers in the prose of chapters 5 to 11 come from glue (or generated markdown), never typed.
+    """Numbers in the prose of chapters 4 to 11 come from glue (or generated markdown), never typed.
 
     Chapter and table numbers, ``3D``/``2D`` and heading numbers are names, not figures. A
     chapter glues values by name (``study.glue_text(key=...)``) or all the fragments of a
@@ -372,7 +372,7 @@ def test_chapter_prose_types_no_numbers_and_glues_what_it_quotes():
 
     names = re.compile(r"\b([Cc]hapters?|Table|Tables) \d+(( to | and |, |–)\d+)*|\b[23]D\b|\b(fp|bf)\d+\b|^# \d+\.",
                        re.M)
-    for stem in ("05_training", *_ZOO_CHAPTERS, *_RESULT_CHAPTERS):
+    for stem in ("04_ground_truth", "05_training", *_ZOO_CHAPTERS, *_RESULT_CHAPTERS):
         nb = _notebook(stem)
         glued = set()
         for cell in nb.cells:
@@ -384,7 +384,8 @@ def test_chapter_prose_types_no_numbers_and_glues_what_it_quotes():
                             call = k.value
                             if k.arg is None and isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
                                     and getattr(call.func.value, "id", "") == "prose":
-                                glued |= set(getattr(prose, call.func.attr)())
+                                fn = getattr(prose, call.func.attr)
+                                glued |= set(getattr(fn, "keys", None) or fn())  # keys: needs the run's rows
         quoted = set()
         for cell in nb.cells:
             if cell.cell_type != "markdown":

@@ -55,6 +55,7 @@ from __future__ import annotations
 from angio.study.prose.acquisition import conditions, jitter_reading, mirror_reading, robustness_reading
 from angio.study.prose.autoencoders import continued, grid, margins, raw_cta, windowed
 from angio.study.prose.curriculum import LEFT_BACKGROUND, curriculum
+from angio.study.prose.ground_truth import otsu_two_grids
 from angio.study.prose.history import (
     SUPERSEDED,
     SUPERSEDED_ENTRIES,
@@ -79,7 +80,8 @@ from angio.study.prose.unets import (
 from angio.study.prose.words import count_word, lr_text, ordinal, pct, span
 from angio.zoo import entries
 
-__all__ = ["SUPERSEDED", "REPRODUCED_WITHIN", "LEFT_BACKGROUND", "pct", "count_word", "ordinal", "span", "lr_text",
+__all__ = ["otsu_two_grids",
+           "SUPERSEDED", "REPRODUCED_WITHIN", "LEFT_BACKGROUND", "pct", "count_word", "ordinal", "span", "lr_text",
            "read_superseded", "superseded_from_history", "write_superseded", "before",
            "continued", "windowed", "curriculum", "raw_cta", "margins", "unets", "cone_beam", "calibration",
            "mirror", "consistency", "gpu_sessions", "grid", "substitutions", "conditions", "robustness_reading",
